@@ -1,0 +1,44 @@
+"""The course's "loss per idea" table: each chapter appends the validation loss its new idea reached.
+
+Rows are kept in ``runs_dir()/loss_per_idea.json`` (smoke runs keep their own file), one per idea;
+running a chapter again replaces its row. The table is the lesson plan in numbers: every idea
+should buy a lower validation loss on the same data.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+
+from helpers.atomic_io import atomic_write_text
+from helpers.settings import runs_dir
+
+
+def _path():
+    return runs_dir() / "loss_per_idea.json"
+
+
+def _rows() -> list[dict]:
+    path = _path()
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else []
+
+
+def record(chapter: int, idea: str, val_loss: float, params: int | None = None,
+           note: str = "") -> pd.DataFrame:
+    """Add (or replace) the row for ``idea`` and return the whole table."""
+    if not val_loss == val_loss or val_loss <= 0:  # NaN or nonsense would poison the table
+        raise ValueError(f"val_loss must be a positive number, got {val_loss}")
+    rows = [r for r in _rows() if r["idea"] != idea]
+    rows.append({"chapter": chapter, "idea": idea, "val_loss": round(float(val_loss), 4),
+                 "params": params, "note": note})
+    rows.sort(key=lambda r: r["chapter"])  # stable: within a chapter, ideas stay in order
+    atomic_write_text(_path(), json.dumps(rows, indent=2))
+    return table()
+
+
+def table() -> pd.DataFrame:
+    """The table so far, in chapter order."""
+    rows = _rows()
+    columns = ["chapter", "idea", "val_loss", "params", "note"]
+    return pd.DataFrame(rows, columns=columns).set_index("chapter") if rows else pd.DataFrame(columns=columns)

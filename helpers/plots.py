@@ -1,0 +1,51 @@
+"""Pictures the chapters share: loss curves, matrices as images, attention heatmaps."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import torch
+
+
+def plot_losses(history, title: str = "loss", reference=None, ax=None):
+    """Train and validation loss against step. ``reference`` (another History, or a dict with
+    ``steps`` and ``val_loss``) is drawn behind in grey: the curve a reference run reached with
+    the same preset, so a learner can see whether their run is on track."""
+    ax = ax or plt.subplots(figsize=(7, 4))[1]
+    if reference is not None:
+        ref = reference if isinstance(reference, dict) else reference.to_dict()
+        ax.plot(ref["steps"], ref["val_loss"], color="0.75", lw=4, label="reference run (val)")
+    ax.plot(history.steps, history.train_loss, label="train")
+    ax.plot(history.steps, history.val_loss, label="validation")
+    ax.set(xlabel="step", ylabel="cross-entropy (nats per token)", title=title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return ax
+
+
+def show_matrix(m: torch.Tensor, title: str = "", ax=None, labels=None, cmap: str = "viridis",
+                annotate: bool | None = None):
+    """A 2-D tensor as an image, with its values written in when it is small enough to read."""
+    m = m.detach().float().cpu()
+    ax = ax or plt.subplots(figsize=(4, 4))[1]
+    im = ax.imshow(m, cmap=cmap)
+    ax.set_title(title)
+    if labels is not None:
+        ax.set_xticks(range(len(labels)), labels)
+        ax.set_yticks(range(len(labels)), labels)
+    if annotate if annotate is not None else m.numel() <= 64:
+        for (i, j), v in zip(((i, j) for i in range(m.shape[0]) for j in range(m.shape[1])), m.flatten()):
+            ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7,
+                    color="white" if v < (m.max() + m.min()) / 2 else "black")
+    plt.colorbar(im, ax=ax, fraction=0.046)
+    return ax
+
+
+def attention_heatmap(weights: torch.Tensor, tokens: list[str], title: str = "", ax=None):
+    """One head's (T, T) attention weights: row = the token that looks, column = the token looked at."""
+    ax = ax or plt.subplots(figsize=(5, 5))[1]
+    ax.imshow(weights.detach().float().cpu(), cmap="Blues", vmin=0, vmax=1)
+    shown = [repr(t)[1:-1] or "␣" for t in tokens]
+    ax.set_xticks(range(len(tokens)), shown, fontsize=8)
+    ax.set_yticks(range(len(tokens)), shown, fontsize=8)
+    ax.set(xlabel="key (looked at)", ylabel="query (looking)", title=title)
+    return ax

@@ -1,0 +1,278 @@
+"""Training a language model on a token sequence, and checkpoints that survive a crash.
+
+``train(model, {"train": ..., "val": ...}, preset)`` runs AdamW with warmup + cosine learning
+rate, gradient clipping and a live progress bar, evaluates every ``eval_interval`` steps, stops
+at ``max_iters`` or when the time budget runs out, and returns a ``History``. With
+``checkpoint_dir`` it keeps the best model so far (by validation loss) on disk.
+
+A checkpoint folder holds ``model.safetensors`` (weights, with the config, tokenizer and step in
+its metadata, so the one file is always self-consistent), ``config.json`` (the same facts, for
+people to read) and ``optimizer.pt`` (for resuming). Each file is written atomically.
+
+Run ``python -m helpers.train --help`` for the command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
+
+from helpers.atomic_io import atomic_path, atomic_write_text
+from helpers.data import CharTokenizer, get_batch, load_tiny_shakespeare, train_val_split
+from helpers.model import GPT, GPTConfig
+from helpers.settings import Preset, pick_device, preset as get_preset, seed_everything
+
+EVAL_SEED = 1234  # every evaluation sees the same batches, so losses compare across steps and runs
+
+
+@dataclass
+class History:
+    """What happened during training: one entry per evaluation."""
+
+    steps: list[int] = field(default_factory=list)
+    train_loss: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    lr: list[float] = field(default_factory=list)
+    elapsed: list[float] = field(default_factory=list)  # seconds since training started
+    tokens_per_second: float = 0.0
+    stopped_by: str = "max_iters"  # or "time_budget"
+
+    @property
+    def best_val_loss(self) -> float:
+        return min(self.val_loss) if self.val_loss else math.inf
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def autocast_context(device: str, dtype_name: str | None):
+    """Mixed precision when asked for: matmuls in bf16/fp16, reductions kept in fp32."""
+    if not dtype_name:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.split(":")[0], dtype=getattr(torch, dtype_name))
+
+
+@torch.no_grad()
+def estimate_loss(model, data: dict[str, torch.Tensor], block_size: int, batch_size: int,
+                  eval_iters: int, device: str = "cpu", autocast_dtype: str | None = None):
+    """Mean loss over ``eval_iters`` batches of each split, in eval mode (no dropout).
+    A single batch's loss is noisy; the mean over many is what we compare."""
+    was_training = model.training
+    model.eval()
+    out = {}
+    for split, tokens in data.items():
+        gen = torch.Generator().manual_seed(EVAL_SEED)
+        losses = torch.zeros(eval_iters)
+        for i in range(eval_iters):
+            x, y = get_batch(tokens, block_size, batch_size, device, generator=gen)
+            with autocast_context(device, autocast_dtype):
+                _, loss = model(x, y)
+            losses[i] = loss.item()
+        out[split] = losses.mean().item()
+    model.train(was_training)
+    return out
+
+
+def learning_rate(step: int, cfg: Preset) -> float:
+    """Linear warmup to ``learning_rate``, then a cosine decay to ``min_lr`` at ``max_iters``."""
+    if step < cfg.warmup_iters:
+        return cfg.learning_rate * (step + 1) / cfg.warmup_iters
+    progress = min(1.0, (step - cfg.warmup_iters) / max(1, cfg.max_iters - cfg.warmup_iters))
+    return cfg.min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (cfg.learning_rate - cfg.min_lr)
+
+
+def make_optimizer(model, cfg: Preset) -> torch.optim.AdamW:
+    """AdamW with weight decay on matrices only: decaying biases, LayerNorm gains or (for the
+    bigram) nothing else buys nothing and can hurt."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in params if p.dim() >= 2]
+    no_decay = [p for p in params if p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]
+    fused = cfg.device.startswith("cuda")  # one kernel for the whole update on GPUs
+    return torch.optim.AdamW(groups, lr=cfg.learning_rate, betas=(0.9, 0.99), fused=fused)
+
+
+def train(model, data: dict[str, torch.Tensor], cfg: Preset, *, checkpoint_dir=None,
+          tokenizer: CharTokenizer | None = None, resume: bool = False, progress: bool = True,
+          seed: int = 1337) -> History:
+    """Train ``model`` on ``data["train"]``, evaluating on ``data["val"]``; see the module docstring."""
+    if set(data) != {"train", "val"}:
+        raise ValueError(f"data must be a dict with 'train' and 'val' token tensors, got {sorted(data)}")
+    device = cfg.device
+    model.to(device)
+    block_size = cfg.block_size if getattr(model, "block_size", None) is None else model.block_size
+    optimizer = make_optimizer(model, cfg)
+    history, start = History(), 0
+    if resume and checkpoint_dir and (Path(checkpoint_dir) / "model.safetensors").exists():
+        start, history = resume_from(checkpoint_dir, model, optimizer)  # already evaluated there
+    gen = torch.Generator().manual_seed(seed + start)  # the training batches of this run
+    forward = torch.compile(model) if cfg.compile else model
+    budget = cfg.time_budget
+    bar = tqdm(total=cfg.max_iters, initial=start, disable=not progress, desc=cfg.name, unit="it")
+    t0, tokens = time.perf_counter(), 0
+    model.train()
+    for step in range(start, cfg.max_iters + 1):
+        elapsed = time.perf_counter() - t0
+        out_of_time = budget is not None and elapsed > budget
+        due = step % cfg.eval_interval == 0 or step == cfg.max_iters or out_of_time
+        if due and not (history.steps and history.steps[-1] == step):
+            losses = estimate_loss(forward, data, block_size, cfg.batch_size, cfg.eval_iters,
+                                   device, cfg.autocast_dtype)
+            improved = losses["val"] < history.best_val_loss
+            for key, value in (("steps", step), ("train_loss", losses["train"]),
+                               ("val_loss", losses["val"]), ("lr", learning_rate(step, cfg)),
+                               ("elapsed", time.perf_counter() - t0)):
+                getattr(history, key).append(value)
+            bar.set_postfix(train=f"{losses['train']:.3f}", val=f"{losses['val']:.3f}")
+            if checkpoint_dir and improved:
+                save_checkpoint(checkpoint_dir, model, tokenizer=tokenizer, step=step,
+                                history=history, optimizer=optimizer, preset=cfg)
+        if step == cfg.max_iters or out_of_time:
+            history.stopped_by = "time_budget" if out_of_time else "max_iters"
+            break
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(step, cfg)
+        x, y = get_batch(data["train"], block_size, cfg.batch_size, device, generator=gen)
+        with autocast_context(device, cfg.autocast_dtype):
+            _, loss = forward(x, y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        tokens += x.numel()
+        bar.update(1)
+        if step % 10 == 0:
+            bar.set_postfix(loss=f"{loss.item():.3f}", val=f"{history.val_loss[-1]:.3f}")
+    bar.close()
+    history.tokens_per_second = tokens / max(1e-9, time.perf_counter() - t0)
+    return history
+
+
+# ---------------------------------------------------------------------------------------------
+# checkpoints
+# ---------------------------------------------------------------------------------------------
+
+
+def save_checkpoint(directory, model: GPT, *, tokenizer=None, step: int = 0, history=None,
+                    optimizer=None, preset: Preset | None = None) -> Path:
+    """Write the checkpoint files into ``directory`` (see the module docstring) and return it."""
+    directory = Path(directory)
+    meta = {
+        "model_config": model.config.to_dict(),
+        "tokenizer": tokenizer.to_json() if tokenizer is not None else None,
+        "step": step,
+        "best_val_loss": history.best_val_loss if history else None,
+        "preset": asdict(preset) if preset else None,
+        "history": history.to_dict() if history else None,
+    }
+    if optimizer is not None:  # first, so weights never point at a missing optimizer state
+        with atomic_path(directory / "optimizer.pt") as tmp:
+            torch.save({"step": step, "optimizer": optimizer.state_dict()}, tmp)
+    weights = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()
+               if k != "lm_head.weight"}  # tied to wte: safetensors stores shared memory once
+    with atomic_path(directory / "model.safetensors") as tmp:
+        save_file(weights, tmp, metadata={"course_checkpoint": json.dumps(meta)})
+    atomic_write_text(directory / "config.json", json.dumps(meta, indent=2, default=str))
+    return directory
+
+
+def read_checkpoint_meta(directory) -> dict:
+    path = Path(directory) / "model.safetensors"
+    if not path.exists():
+        raise FileNotFoundError(f"no checkpoint in {directory}: {path.name} is missing. Train one "
+                                f"with `python -m helpers.train --out {directory}`.")
+    from safetensors import safe_open
+    with safe_open(path, framework="pt") as f:
+        meta = (f.metadata() or {}).get("course_checkpoint")
+    if meta is None:
+        raise ValueError(f"{path} was not written by helpers.train.save_checkpoint")
+    return json.loads(meta)
+
+
+def load_checkpoint(directory, model: GPT | None = None, device: str = "cpu"):
+    """``(model, tokenizer)`` from a checkpoint folder. Given a ``model``, the weights load into
+    it, and a config that differs from the model's is an error that names the fields."""
+    meta = read_checkpoint_meta(directory)
+    config = GPTConfig(**meta["model_config"])
+    if model is None:
+        model = GPT(config)
+    elif model.config != config:
+        diff = {k: (v, getattr(model.config, k)) for k, v in config.to_dict().items()
+                if getattr(model.config, k) != v}
+        raise ValueError(f"the checkpoint in {directory} does not fit this model: "
+                         + ", ".join(f"{k} is {a} there but {b} here" for k, (a, b) in diff.items()))
+    state = load_file(Path(directory) / "model.safetensors")
+    state["lm_head.weight"] = state["transformer.wte.weight"]
+    model.load_state_dict(state)
+    tokenizer = CharTokenizer.from_json(meta["tokenizer"]) if meta["tokenizer"] else None
+    return model.to(device), tokenizer
+
+
+def resume_from(directory, model: GPT, optimizer) -> tuple[int, History]:
+    """Load weights and optimizer state; return the step to continue from and the history so far."""
+    meta = read_checkpoint_meta(directory)
+    load_checkpoint(directory, model, device=next(model.parameters()).device)
+    opt_path = Path(directory) / "optimizer.pt"
+    if opt_path.exists():
+        saved = torch.load(opt_path, map_location="cpu", weights_only=True)
+        if saved["step"] == meta["step"]:  # both files from the same save
+            optimizer.load_state_dict(saved["optimizer"])
+    history = History(**meta["history"]) if meta.get("history") else History()
+    return meta["step"], history
+
+
+# ---------------------------------------------------------------------------------------------
+# command line
+# ---------------------------------------------------------------------------------------------
+
+
+def gpt_config_for(cfg: Preset, vocab_size: int) -> GPTConfig:
+    return GPTConfig(vocab_size=vocab_size, block_size=cfg.block_size, n_layer=cfg.n_layer,
+                     n_head=cfg.n_head, n_embd=cfg.n_embd, dropout=cfg.dropout)
+
+
+def main(argv: list[str] | None = None) -> History:
+    parser = argparse.ArgumentParser(
+        prog="python -m helpers.train",
+        description="Train the chapter-07 GPT on tiny Shakespeare and write a checkpoint.")
+    parser.add_argument("--preset", default="gpt", help="preset name from helpers.settings (default: gpt)")
+    parser.add_argument("--max-iters", type=int, help="override the preset's number of steps")
+    parser.add_argument("--time-budget", type=float, help="stop after this many seconds of training")
+    parser.add_argument("--device", choices=["cpu", "cuda", "mps"], help="default: the best one found")
+    parser.add_argument("--out", required=True, help="checkpoint folder to write")
+    parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    parser.add_argument("--seed", type=int, default=1337)
+    args = parser.parse_args(argv)
+
+    cfg = get_preset(args.preset, pick_device(args.device))
+    if args.max_iters is not None:
+        cfg = replace(cfg, max_iters=args.max_iters)
+    if args.time_budget is not None:
+        cfg = replace(cfg, time_budget=args.time_budget)
+    seed_everything(args.seed)
+    text = load_tiny_shakespeare()
+    tokenizer = CharTokenizer.from_text(text)
+    train_data, val_data = train_val_split(torch.tensor(tokenizer.encode(text), dtype=torch.long))
+    model = GPT(gpt_config_for(cfg, tokenizer.vocab_size), fused_attention=cfg.fused_attention)
+    print(f"{model.num_parameters() / 1e6:.2f}M parameters, preset:\n{cfg.describe()}")
+    history = train(model, {"train": train_data, "val": val_data}, cfg, checkpoint_dir=args.out,
+                    tokenizer=tokenizer, resume=args.resume, seed=args.seed)
+    print(f"best val loss {history.best_val_loss:.4f} after {history.elapsed[-1]:.1f}s "
+          f"({history.tokens_per_second:,.0f} tokens/s, stopped by {history.stopped_by}); "
+          f"checkpoint in {args.out}")
+    return history
+
+
+if __name__ == "__main__":
+    main()

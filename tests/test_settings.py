@@ -1,0 +1,79 @@
+import pytest
+
+from helpers import settings
+
+
+def test_smoke_mode_follows_the_environment(monkeypatch):
+    monkeypatch.setenv("GPT_COURSE_SMOKE", "1")
+    assert settings.smoke_mode()
+    monkeypatch.setenv("GPT_COURSE_SMOKE", "0")
+    assert not settings.smoke_mode()
+    monkeypatch.delenv("GPT_COURSE_SMOKE")
+    assert not settings.smoke_mode()
+
+
+def test_data_dir_defaults_to_repo_data_whatever_the_working_directory(monkeypatch, tmp_path):
+    monkeypatch.delenv("GPT_COURSE_DATA", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert settings.data_dir() == settings.REPO_ROOT / "data"
+    monkeypatch.setenv("GPT_COURSE_DATA", str(tmp_path))
+    assert settings.data_dir() == tmp_path.resolve()
+
+
+def test_smoke_runs_never_share_a_folder_with_full_runs(monkeypatch, tmp_path):
+    monkeypatch.setenv("GPT_COURSE_RUNS", str(tmp_path))
+    monkeypatch.setenv("GPT_COURSE_SMOKE", "0")
+    full = settings.runs_dir()
+    monkeypatch.setenv("GPT_COURSE_SMOKE", "1")
+    assert settings.runs_dir() != full and settings.runs_dir().parent == full
+
+
+def test_device_choice(monkeypatch):
+    monkeypatch.delenv("GPT_COURSE_DEVICE", raising=False)
+    assert settings.pick_device() in settings.DEVICES
+    assert settings.pick_device("cpu") == "cpu"
+    monkeypatch.setenv("GPT_COURSE_DEVICE", "cpu")
+    assert settings.pick_device() == "cpu"
+    with pytest.raises(ValueError, match="choose one of"):
+        settings.pick_device("tpu")
+
+
+def test_asking_for_a_missing_gpu_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr(settings.torch.cuda, "is_available", lambda: False)
+    with pytest.raises(RuntimeError, match="no CUDA GPU"):
+        settings.pick_device("cuda")
+
+
+def test_seed_everything_repeats_random_numbers():
+    settings.seed_everything(7)
+    a = settings.torch.rand(3)
+    settings.seed_everything(7)
+    assert settings.torch.equal(a, settings.torch.rand(3))
+
+
+@pytest.mark.parametrize("name", ["bigram", "attention", "gpt"])
+def test_presets_shrink_in_smoke_mode(monkeypatch, name):
+    monkeypatch.setenv("GPT_COURSE_SMOKE", "0")
+    full = settings.preset(name, device="cpu")
+    monkeypatch.setenv("GPT_COURSE_SMOKE", "1")
+    smoke = settings.preset(name, device="cpu")
+    assert smoke.smoke and not full.smoke
+    assert smoke.max_iters < full.max_iters and smoke.eval_iters < full.eval_iters
+    assert name in full.describe()
+
+
+def test_gpu_preset_is_the_published_shape(monkeypatch):
+    monkeypatch.setenv("GPT_COURSE_SMOKE", "0")
+    gpu = settings.preset("gpt", device="cuda")
+    assert (gpu.n_layer, gpu.n_head, gpu.n_embd, gpu.block_size, gpu.dropout) == (6, 6, 384, 256, 0.2)
+
+
+def test_unknown_preset_names_the_choices():
+    with pytest.raises(ValueError, match="bigram"):
+        settings.preset("giant", device="cpu")
+
+
+def test_run_report_says_mode_and_hardware(monkeypatch):
+    monkeypatch.setenv("GPT_COURSE_SMOKE", "1")
+    report = settings.run_report()
+    assert report.startswith("smoke mode on") and "CPU cores" in report
