@@ -81,3 +81,97 @@ def check_greedy(fn, model) -> None:
     with torch.no_grad():
         ok = all(model(got[:, : t + 1])[0][0, -1].argmax().item() == got[0, t + 1].item() for t in range(20))
     report(ok, "every new token is the argmax of the logits before it", "use logits[:, -1, :].argmax(dim=-1, keepdim=True)")
+
+
+# --- chapter 08 ---
+
+
+def check_f1(fn) -> None:
+    """``fn(labels, predictions)`` must return the F1 score of the positive class (label 1)."""
+    import numpy as np
+    from sklearn.metrics import f1_score
+
+    rng = np.random.default_rng(0)
+    cases = [(np.array([1, 1, 0, 0]), np.array([1, 0, 1, 0])),
+             (np.array([1, 0, 1, 1, 0]), np.array([1, 1, 1, 1, 1])),
+             (np.array([1, 0, 1]), np.array([0, 0, 0])),  # nothing predicted positive: F1 = 0
+             (rng.integers(0, 2, 200), rng.integers(0, 2, 200))]
+    for labels, predictions in cases:
+        want = f1_score(labels, predictions, zero_division=0.0)
+        got, error = attempt(fn, labels, predictions)
+        if error or got is None or abs(float(got) - want) > 1e-9:
+            report(False, f"f1 for labels {labels[:5].tolist()}… and predictions "
+                          f"{predictions[:5].tolist()}…",
+                   error or f"got {got}, want {want:.4f}: precision = TP/(TP+FP), "
+                            f"recall = TP/(TP+FN), F1 = 2PR/(P+R), and 0 when TP = 0")
+            return
+    report(True, "f1 agrees with sklearn.metrics.f1_score, including when TP = 0")
+
+
+def check_mean_pooling(fn) -> None:
+    """``fn(hidden, attention_mask)`` with hidden (B, T, H) and mask (B, T) must return the
+    mean over the real tokens, (B, H)."""
+    import torch
+
+    gen = torch.Generator().manual_seed(0)
+    hidden = torch.randn(3, 5, 4, generator=gen)  # (B, T, H)
+    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0], [1, 0, 0, 0, 0]])  # (B, T)
+    want = torch.stack([hidden[b, : int(mask[b].sum())].mean(0) for b in range(3)])  # (B, H)
+    noisy = hidden.masked_fill(~mask.bool().unsqueeze(-1), 1e4)  # padding must not count
+    got, error = attempt(fn, noisy, mask)
+    if error or got is None or tuple(got.shape) != (3, 4):
+        report(False, "mean pooling returns one (H,) vector per example, (B, H)",
+               error or f"got shape {None if got is None else tuple(got.shape)}")
+        return
+    report(bool(torch.allclose(got.float(), want, atol=1e-5)),
+           "the mean runs over the real tokens only (padding ignored)",
+           "multiply hidden by mask.unsqueeze(-1), sum over T, divide by mask.sum(1, keepdim=True)")
+
+
+def check_attention_permissions(fn) -> None:
+    """``fn(attention_mask, causal)`` must return allowed (B, T, T): allowed[b, i, j] is True when
+    position i may attend to position j (j is a real token, and j <= i if causal)."""
+    import torch
+
+    mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]])  # (B, T): the second review is padded
+    keys = mask.bool()[:, None, :]  # (B, 1, T): every query sees every real key
+    want = {False: keys.expand(2, 4, 4),
+            True: keys & torch.ones(4, 4, dtype=torch.bool).tril()}  # chapter 04's tril mask
+    for causal, name in ((False, "encoder (BERT)"), (True, "decoder (GPT)")):
+        got, error = attempt(fn, mask, causal)
+        if error or got is None or tuple(got.shape) != (2, 4, 4):
+            report(False, f"{name}: allowed has shape (B, T, T) = (2, 4, 4)",
+                   error or f"got {None if got is None else tuple(got.shape)}")
+            return
+        if not torch.equal(got.bool(), want[causal]):
+            hint = ("a query may look at a key j when mask[b, j] is 1 (padding is never seen)"
+                    + ("; with causal=True also only at j <= i: torch.tril" if causal else ""))
+            report(False, f"{name}: allowed[b, i, j]", hint)
+            return
+    report(True, "encoder: every real token sees every real token; decoder: only itself and the past")
+
+
+# --- chapter 07 ---
+
+
+def check_top_k(fn) -> None:
+    """``fn(logits, k)`` should keep the k largest logits of each row and set the rest to -inf."""
+    import torch
+
+    from helpers.model import filter_logits
+
+    logits = torch.tensor([[0.5, 2.0, -1.0, 3.0, 0.0], [1.0, 0.0, 4.0, 2.0, 3.0]])
+    got, error = attempt(fn, logits.clone(), 2)
+    want = filter_logits(logits, top_k=2)
+    ok = error is None and isinstance(got, torch.Tensor) and torch.equal(got, want)
+    report(ok, "top-k keeps the 2 largest logits per row and masks the rest with -inf",
+           error or "torch.topk(logits, k).values[:, -1:] is the k-th largest value of each row")
+
+
+def check_parameter_count(fn, model) -> None:
+    """``fn(config)`` should give the model's parameter count from its config alone."""
+    got, error = attempt(fn, model.config)
+    want = model.num_parameters()
+    report(error is None and got == want, f"parameter count from the config = {want:,}",
+           error or f"got {got}; per block: 2 LayerNorms (2C each), attention (C*3C + 3C + C*C + C), "
+                    f"MLP (C*4C + 4C + 4C*C + C); plus wte, wpe and ln_f (lm_head is tied)")

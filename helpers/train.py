@@ -82,11 +82,16 @@ def estimate_loss(model, data: dict[str, torch.Tensor], block_size: int, batch_s
     return out
 
 
-def learning_rate(step: int, cfg: Preset) -> float:
-    """Linear warmup to ``learning_rate``, then a cosine decay to ``min_lr`` at ``max_iters``."""
+def learning_rate(step: int, cfg: Preset, elapsed: float = 0.0) -> float:
+    """Linear warmup to ``learning_rate``, then a cosine decay to ``min_lr`` at the end of
+    training: at ``max_iters``, or when the time budget runs out if that comes first (so a run cut
+    short by the clock still ends on a small learning rate, where the loss settles lowest)."""
     if step < cfg.warmup_iters:
         return cfg.learning_rate * (step + 1) / cfg.warmup_iters
-    progress = min(1.0, (step - cfg.warmup_iters) / max(1, cfg.max_iters - cfg.warmup_iters))
+    progress = (step - cfg.warmup_iters) / max(1, cfg.max_iters - cfg.warmup_iters)
+    if cfg.time_budget:
+        progress = max(progress, elapsed / cfg.time_budget)
+    progress = min(1.0, progress)
     return cfg.min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (cfg.learning_rate - cfg.min_lr)
 
 
@@ -119,7 +124,8 @@ def train(model, data: dict[str, torch.Tensor], cfg: Preset, *, checkpoint_dir=N
     forward = torch.compile(model) if cfg.compile else model
     budget = cfg.time_budget
     bar = tqdm(total=cfg.max_iters, initial=start, disable=not progress, desc=cfg.name, unit="it")
-    t0, tokens = time.perf_counter(), 0
+    # a resumed run continues the clock where it stopped, so a time-based schedule carries on too
+    t0, tokens = time.perf_counter() - (history.elapsed[-1] if history.elapsed else 0.0), 0
     model.train()
     for step in range(start, cfg.max_iters + 1):
         elapsed = time.perf_counter() - t0
@@ -130,7 +136,7 @@ def train(model, data: dict[str, torch.Tensor], cfg: Preset, *, checkpoint_dir=N
                                    device, cfg.autocast_dtype)
             improved = losses["val"] < history.best_val_loss
             for key, value in (("steps", step), ("train_loss", losses["train"]),
-                               ("val_loss", losses["val"]), ("lr", learning_rate(step, cfg)),
+                               ("val_loss", losses["val"]), ("lr", learning_rate(step, cfg, elapsed)),
                                ("elapsed", time.perf_counter() - t0)):
                 getattr(history, key).append(value)
             bar.set_postfix(train=f"{losses['train']:.3f}", val=f"{losses['val']:.3f}")
@@ -141,7 +147,7 @@ def train(model, data: dict[str, torch.Tensor], cfg: Preset, *, checkpoint_dir=N
             history.stopped_by = "time_budget" if out_of_time else "max_iters"
             break
         for group in optimizer.param_groups:
-            group["lr"] = learning_rate(step, cfg)
+            group["lr"] = learning_rate(step, cfg, elapsed)
         x, y = get_batch(data["train"], block_size, cfg.batch_size, device, generator=gen)
         with autocast_context(device, cfg.autocast_dtype):
             _, loss = forward(x, y)
@@ -276,3 +282,11 @@ def main(argv: list[str] | None = None) -> History:
 
 if __name__ == "__main__":
     main()
+
+
+def reference_curve(cfg: Preset) -> dict | None:
+    """The validation curve the course's own run of this preset reached on the reference machine
+    (``helpers/reference/<preset>_<device>.json``, written by ``bench/cpu_preset.py``), or None
+    for a preset nobody has measured yet. Plot it behind a run to see whether it is on track."""
+    path = Path(__file__).parent / "reference" / f"{cfg.name}_{cfg.device}.json"
+    return json.loads(path.read_text()) if path.exists() and not cfg.smoke else None
