@@ -19,10 +19,10 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $(STAMP)
 
 lab: $(STAMP)
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root)
 
 book: $(STAMP)
-	$(BIN)/jupyter-book build . --warningiserror --keep-going --builder html
+	$(BIN)/jupyter-book build . --all --warningiserror --keep-going --builder html
 	@echo "Open file://$(CURDIR)/_build/html/index.html"
 
 # Smoke mode shrinks every notebook; one thread per torch process because the two pytest

@@ -175,3 +175,197 @@ def check_parameter_count(fn, model) -> None:
     report(error is None and got == want, f"parameter count from the config = {want:,}",
            error or f"got {got}; per block: 2 LayerNorms (2C each), attention (C*3C + 3C + C*C + C), "
                     f"MLP (C*4C + 4C + 4C*C + C); plus wte, wpe and ln_f (lm_head is tied)")
+
+
+# --- chapter 03 ---
+
+
+def check_causal_average(fn) -> None:
+    """``fn(x)`` for x of shape (B, T, C) should return, at every position t, the mean of
+    x[:, :t + 1] (the token and the tokens before it)."""
+    import torch
+
+    x = torch.randn(2, 7, 3, generator=torch.Generator().manual_seed(0))
+    want = torch.stack([x[:, : t + 1].mean(dim=1) for t in range(7)], dim=1)  # (2, 7, 3)
+    got, error = attempt(fn, x)
+    if error:
+        report(False, "average raised " + error)
+        return
+    if not isinstance(got, torch.Tensor) or got.shape != want.shape:
+        report(False, "the result has the shape of x, (B, T, C) = (2, 7, 3)",
+               f"got {type(got).__name__} {tuple(getattr(got, 'shape', ()))}")
+        return
+    report(torch.allclose(got, want, atol=1e-6), "position t holds the mean of positions 0..t",
+           "divide x.cumsum(dim=1) by the number of tokens so far: torch.arange(1, T + 1) as a (T, 1) column")
+
+
+def check_window_weights(fn) -> None:
+    """``fn(T, k)`` should return (T, T) weights where row t averages positions max(0, t-k+1)..t."""
+    import torch
+
+    for T, k in ((6, 3), (5, 1), (4, 10)):
+        want = torch.zeros(T, T)
+        for t in range(T):
+            lo = max(0, t - k + 1)
+            want[t, lo : t + 1] = 1.0 / (t + 1 - lo)
+        got, error = attempt(fn, T, k)
+        if error or not isinstance(got, torch.Tensor) or got.shape != (T, T):
+            report(False, f"window_weights({T}, {k}) is a ({T}, {T}) tensor",
+                   error or f"got {type(got).__name__} {tuple(getattr(got, 'shape', ()))}")
+            return
+        if not torch.allclose(got.float(), want, atol=1e-6):
+            report(False, f"window_weights({T}, {k}): row t averages the last {k} tokens up to t",
+                   "keep a band: torch.ones(T, T).tril() minus .tril(-k), then masked_fill(band == 0, "
+                   "float('-inf')) and softmax(dim=-1)")
+            return
+    report(True, "each row averages the last k tokens (fewer at the start), never a future one")
+
+
+# --- chapter 04 ---
+
+
+def check_attention(fn) -> None:
+    """``fn(q, k, v, causal)`` should be scaled dot-product attention, as
+    ``F.scaled_dot_product_attention(q, k, v, is_causal=causal)`` computes it."""
+    import torch
+    import torch.nn.functional as F
+
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 6, 8, generator=g) for _ in range(3))  # (B, T, hs)
+    for causal in (True, False):
+        want = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+        got, error = attempt(fn, q, k, v, causal)
+        if error or not isinstance(got, torch.Tensor) or got.shape != want.shape:
+            report(False, f"attention(q, k, v, causal={causal}) returns (B, T, hs) = (2, 6, 8)",
+                   error or f"got {type(got).__name__} {tuple(getattr(got, 'shape', ()))}")
+            return
+        if not torch.allclose(got, want, atol=1e-5):
+            hint = ("mask with torch.ones(T, T).tril() == 0 before the softmax" if causal else
+                    "scale the scores by q.shape[-1] ** -0.5, softmax over the last dim, then @ v")
+            report(False, f"attention(..., causal={causal}) equals F.scaled_dot_product_attention", hint)
+            return
+    report(True, "attention(q, k, v, causal) equals F.scaled_dot_product_attention, with and without the mask")
+
+
+def check_cross_attention(fn, head) -> None:
+    """``fn(x, memory, head)``: queries from ``x``, keys and values from ``memory``, no mask."""
+    import torch
+    import torch.nn.functional as F
+
+    g = torch.Generator().manual_seed(0)
+    n_embd = head.query.in_features
+    x, memory = torch.randn(2, 5, n_embd, generator=g), torch.randn(2, 9, n_embd, generator=g)
+    with torch.no_grad():
+        want = F.scaled_dot_product_attention(head.query(x), head.key(memory), head.value(memory))
+        got, error = attempt(fn, x, memory, head)
+    if error or not isinstance(got, torch.Tensor) or got.shape != want.shape:
+        report(False, f"cross_attention returns one vector per query token: {tuple(want.shape)}",
+               error or f"got {type(got).__name__} {tuple(getattr(got, 'shape', ()))}")
+        return
+    report(torch.allclose(got, want, atol=1e-5), "5 query tokens attend over 9 memory tokens",
+           "q = head.query(x); k and v from head.key(memory) and head.value(memory); no mask")
+
+
+# --- chapter 05 ---
+
+
+def check_split_heads(split, merge) -> None:
+    """``split(x, n_head)``: (B, T, C) -> (B, nh, T, hs), head h holding channels h*hs..(h+1)*hs;
+    ``merge`` undoes it."""
+    import torch
+
+    x = torch.arange(2 * 3 * 8, dtype=torch.float32).view(2, 3, 8)  # (B, T, C), every entry different
+    want = x.view(2, 3, 4, 2).transpose(1, 2)  # (B, nh, T, hs)
+    got, error = attempt(split, x, 4)
+    if error or not isinstance(got, torch.Tensor) or got.shape != want.shape:
+        report(False, "split_heads((2, 3, 8), n_head=4) has shape (2, 4, 3, 2)",
+               error or f"got {type(got).__name__} {tuple(getattr(got, 'shape', ()))}")
+        return
+    if not torch.equal(got, want):
+        report(False, "head h holds channels h*hs to (h+1)*hs of every token",
+               "view as (B, T, nh, hs) first, then transpose(1, 2); a plain view(B, nh, T, hs) mixes tokens")
+        return
+    back, error = attempt(merge, got)
+    ok = error is None and isinstance(back, torch.Tensor) and back.shape == x.shape and torch.equal(back, x)
+    report(ok, "split_heads puts each head's channels together and merge_heads undoes it",
+           error or "transpose(1, 2) back, then .contiguous().view(B, T, C) (or .reshape)")
+
+
+def check_attention_params(fn) -> None:
+    """``fn(n_embd, n_head)``: parameters of a fused attention layer with biases (c_attn, c_proj)."""
+    for n_embd, n_head in ((64, 4), (64, 1), (384, 6), (768, 12)):
+        want = 4 * n_embd * n_embd + 4 * n_embd  # c_attn: 3C x C + 3C, c_proj: C x C + C
+        got, error = attempt(fn, n_embd, n_head)
+        if error or got != want:
+            report(False, f"attention_params({n_embd}, {n_head}) = {want:,}",
+                   error or f"got {got}; count c_attn (C -> 3C) and c_proj (C -> C), weights and biases")
+            return
+    report(True, "4·C² + 4·C parameters, whatever the number of heads")
+
+
+# --- chapter 06 ---
+
+
+def check_rms_norm(fn) -> None:
+    """``fn(x, weight, eps)`` should be RMSNorm: x / sqrt(mean(x², last dim) + eps) * weight."""
+    import torch
+    import torch.nn.functional as F
+
+    g = torch.Generator().manual_seed(0)
+    x = 3 * torch.randn(2, 5, 16, generator=g) + 1
+    weight = torch.randn(16, generator=g)
+    want = F.rms_norm(x, (16,), weight, eps=1e-5)
+    got, error = attempt(fn, x, weight, 1e-5)
+    if error or not isinstance(got, torch.Tensor) or got.shape != want.shape:
+        report(False, "rms_norm keeps the shape (2, 5, 16)",
+               error or f"got {type(got).__name__} {tuple(getattr(got, 'shape', ()))}")
+        return
+    report(torch.allclose(got, want, atol=1e-5), "rms_norm equals torch.nn.functional.rms_norm",
+           "no mean subtraction: x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * weight")
+
+
+def check_dropout(fn) -> None:
+    """``fn(x, p, generator)``: zero each entry with probability p, scale the rest by 1 / (1 - p)."""
+    import torch
+
+    x = torch.full((200, 500), 2.0)
+    got, error = attempt(fn, x, 0.25, torch.Generator().manual_seed(0))
+    if error or not isinstance(got, torch.Tensor) or got.shape != x.shape:
+        report(False, "dropout keeps the shape of x",
+               error or f"got {type(got).__name__} {tuple(getattr(got, 'shape', ()))}")
+        return
+    zeros = (got == 0).float().mean().item()
+    if abs(zeros - 0.25) > 0.01:
+        report(False, "about a quarter of the entries are zero (p = 0.25)",
+               f"{zeros:.1%} are zero; keep = torch.rand(x.shape, generator=generator) >= p")
+        return
+    survivors_ok = bool(torch.isclose(got[got != 0], torch.tensor(2.0 / 0.75)).all())
+    report(survivors_ok, "entries dropped with probability p, the survivors scaled by 1 / (1 - p): "
+           "the mean is unchanged", "multiply the kept entries by 1 / (1 - p)")
+
+
+# --- chapter 10 ---
+
+
+def check_effective_batch(fn) -> None:
+    cases = [((32, 1, 1), 32), ((32, 4, 1), 128), ((16, 2, 8), 256)]
+    for args, want in cases:
+        got, error = attempt(fn, *args)
+        if error or got != want:
+            report(False, f"effective_batch{args} = {want}", error or f"got {got}; every process accumulates its own micro-batches")
+            return
+    report(True, "effective batch = batch_size x grad_accum_steps x n_processes")
+
+
+def check_survives(fn) -> None:
+    import torch
+
+    cases = [(1e-7, torch.float16, False), (1e-7, torch.bfloat16, True), (1e5, torch.float16, False),
+             (1e5, torch.bfloat16, True), (0.1, torch.float16, True)]
+    for value, dtype, want in cases:
+        got, error = attempt(fn, value, dtype)
+        if error or bool(got) != want:
+            report(False, f"survives({value}, {dtype}) should be {want}",
+                   error or "fp16 flushes below ~6e-8 and overflows above 65504; bf16 has fp32's range")
+            return
+    report(True, "fp16 loses 1e-7 and 1e5, bf16 keeps both")

@@ -24,8 +24,10 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
+from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
+from helpers import distributed
 from helpers.atomic_io import atomic_path, atomic_write_text
 from helpers.data import CharTokenizer, get_batch, load_tiny_shakespeare, train_val_split
 from helpers.model import GPT, GPTConfig
@@ -43,7 +45,8 @@ class History:
     val_loss: list[float] = field(default_factory=list)
     lr: list[float] = field(default_factory=list)
     elapsed: list[float] = field(default_factory=list)  # seconds since training started
-    tokens_per_second: float = 0.0
+    tokens_per_second: float = 0.0  # all ranks together
+    first_step_seconds: float = 0.0  # includes torch.compile's compile time when it is on
     stopped_by: str = "max_iters"  # or "time_budget"
 
     @property
@@ -103,44 +106,82 @@ def make_optimizer(model, cfg: Preset) -> torch.optim.AdamW:
     no_decay = [p for p in params if p.dim() < 2]
     groups = [{"params": decay, "weight_decay": cfg.weight_decay},
               {"params": no_decay, "weight_decay": 0.0}]
-    fused = cfg.device.startswith("cuda")  # one kernel for the whole update on GPUs
-    return torch.optim.AdamW(groups, lr=cfg.learning_rate, betas=(0.9, 0.99), fused=fused)
+    return torch.optim.AdamW(groups, lr=cfg.learning_rate, betas=(0.9, 0.99),
+                             fused=cfg.fused_adamw or None)  # None: PyTorch picks its default
+
+
+def accumulate_gradients(forward, micro_batches, device: str, autocast_dtype=None, scaler=None) -> float:
+    """Backpropagate the mean loss over ``micro_batches`` [(x, y), ...]: each micro-batch's loss is
+    divided by their number, so the summed gradients equal those of one batch k times larger.
+    Under DDP only the last backward averages gradients across ranks (``no_sync`` on the others).
+    Returns the mean loss."""
+    k, total = len(micro_batches), 0.0
+    for i, (x, y) in enumerate(micro_batches):
+        last = i == k - 1
+        sync = contextlib.nullcontext() if last or not hasattr(forward, "no_sync") else forward.no_sync()
+        with sync:
+            with autocast_context(device, autocast_dtype):
+                _, loss = forward(x, y)
+            loss = loss / k
+            (scaler.scale(loss) if scaler is not None else loss).backward()
+        total += loss.item()
+    return total
+
+
+def optimizer_step(model, optimizer, scaler, grad_clip: float) -> None:
+    """Clip the gradient norm, step, and clear the gradients. With fp16 the GradScaler first
+    unscales the gradients (so clipping sees true values) and skips steps whose gradients
+    overflowed, lowering the loss scale."""
+    if grad_clip:
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    scaler.step(optimizer)
+    scaler.update()
+    optimizer.zero_grad(set_to_none=True)
 
 
 def train(model, data: dict[str, torch.Tensor], cfg: Preset, *, checkpoint_dir=None,
           tokenizer: CharTokenizer | None = None, resume: bool = False, progress: bool = True,
           seed: int = 1337) -> History:
-    """Train ``model`` on ``data["train"]``, evaluating on ``data["val"]``; see the module docstring."""
+    """Train ``model`` on ``data["train"]``, evaluating on ``data["val"]``; see the module docstring.
+    Under torchrun (``helpers.distributed.setup`` called first) every rank runs this function on
+    its own batches; only rank 0 shows progress and writes checkpoints."""
     if set(data) != {"train", "val"}:
         raise ValueError(f"data must be a dict with 'train' and 'val' token tensors, got {sorted(data)}")
-    device = cfg.device
+    ranks, device = distributed.current(), cfg.device
     model.to(device)
     block_size = cfg.block_size if getattr(model, "block_size", None) is None else model.block_size
     optimizer = make_optimizer(model, cfg)
     history, start = History(), 0
     if resume and checkpoint_dir and (Path(checkpoint_dir) / "model.safetensors").exists():
         start, history = resume_from(checkpoint_dir, model, optimizer)  # already evaluated there
-    gen = torch.Generator().manual_seed(seed + start)  # the training batches of this run
-    forward = torch.compile(model) if cfg.compile else model
-    budget = cfg.time_budget
-    bar = tqdm(total=cfg.max_iters, initial=start, disable=not progress, desc=cfg.name, unit="it")
+    # each rank draws its own batches; a resumed run does not repeat the batches it already saw
+    gen = torch.Generator().manual_seed(seed + 1000 * ranks.rank + start)
+    forward = DistributedDataParallel(model) if ranks.world_size > 1 else model
+    if cfg.compile:
+        forward = torch.compile(forward)
+    scaler = torch.amp.GradScaler(device.split(":")[0], enabled=cfg.autocast_dtype == "float16")
+    bar = tqdm(total=cfg.max_iters, initial=start, disable=not (progress and ranks.is_main),
+               desc=cfg.name, unit="it")
     # a resumed run continues the clock where it stopped, so a time-based schedule carries on too
-    t0, tokens = time.perf_counter() - (history.elapsed[-1] if history.elapsed else 0.0), 0
+    clock = time.perf_counter() - (history.elapsed[-1] if history.elapsed else 0.0)
+    run_start, tokens = time.perf_counter(), 0
     model.train()
     for step in range(start, cfg.max_iters + 1):
-        elapsed = time.perf_counter() - t0
-        out_of_time = budget is not None and elapsed > budget
+        elapsed = time.perf_counter() - clock
+        out_of_time = distributed.any_rank(cfg.time_budget is not None and elapsed > cfg.time_budget)
         due = step % cfg.eval_interval == 0 or step == cfg.max_iters or out_of_time
         if due and not (history.steps and history.steps[-1] == step):
-            losses = estimate_loss(forward, data, block_size, cfg.batch_size, cfg.eval_iters,
+            # every rank evaluates the same batches (cheap), which keeps the ranks in step
+            losses = estimate_loss(model, data, block_size, cfg.batch_size, cfg.eval_iters,
                                    device, cfg.autocast_dtype)
             improved = losses["val"] < history.best_val_loss
             for key, value in (("steps", step), ("train_loss", losses["train"]),
                                ("val_loss", losses["val"]), ("lr", learning_rate(step, cfg, elapsed)),
-                               ("elapsed", time.perf_counter() - t0)):
+                               ("elapsed", time.perf_counter() - clock)):
                 getattr(history, key).append(value)
             bar.set_postfix(train=f"{losses['train']:.3f}", val=f"{losses['val']:.3f}")
-            if checkpoint_dir and improved:
+            if checkpoint_dir and improved and ranks.is_main:
                 save_checkpoint(checkpoint_dir, model, tokenizer=tokenizer, step=step,
                                 history=history, optimizer=optimizer, preset=cfg)
         if step == cfg.max_iters or out_of_time:
@@ -148,20 +189,18 @@ def train(model, data: dict[str, torch.Tensor], cfg: Preset, *, checkpoint_dir=N
             break
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, cfg, elapsed)
-        x, y = get_batch(data["train"], block_size, cfg.batch_size, device, generator=gen)
-        with autocast_context(device, cfg.autocast_dtype):
-            _, loss = forward(x, y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.grad_clip:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        optimizer.step()
-        tokens += x.numel()
+        micro_batches = [get_batch(data["train"], block_size, cfg.batch_size, device, generator=gen)
+                         for _ in range(cfg.grad_accum_steps)]
+        loss = accumulate_gradients(forward, micro_batches, device, cfg.autocast_dtype, scaler)
+        optimizer_step(model, optimizer, scaler, cfg.grad_clip)
+        if step == start:  # includes torch.compile's compilation when it is on
+            history.first_step_seconds = time.perf_counter() - clock - elapsed
+        tokens += cfg.grad_accum_steps * cfg.batch_size * block_size
         bar.update(1)
         if step % 10 == 0:
-            bar.set_postfix(loss=f"{loss.item():.3f}", val=f"{history.val_loss[-1]:.3f}")
+            bar.set_postfix(loss=f"{loss:.3f}", val=f"{history.val_loss[-1]:.3f}")
     bar.close()
-    history.tokens_per_second = tokens / max(1e-9, time.perf_counter() - t0)
+    history.tokens_per_second = tokens * ranks.world_size / max(1e-9, time.perf_counter() - run_start)
     return history
 
 
@@ -251,10 +290,13 @@ def gpt_config_for(cfg: Preset, vocab_size: int) -> GPTConfig:
 def main(argv: list[str] | None = None) -> History:
     parser = argparse.ArgumentParser(
         prog="python -m helpers.train",
-        description="Train the chapter-07 GPT on tiny Shakespeare and write a checkpoint.")
+        description="Train the chapter-07 GPT on tiny Shakespeare and write a checkpoint. "
+                    "Runs as one process, or as several under `torchrun --nproc_per_node N`.")
     parser.add_argument("--preset", default="gpt", help="preset name from helpers.settings (default: gpt)")
     parser.add_argument("--max-iters", type=int, help="override the preset's number of steps")
     parser.add_argument("--time-budget", type=float, help="stop after this many seconds of training")
+    parser.add_argument("--batch-size", type=int, help="override the preset's batch size (per process)")
+    parser.add_argument("--grad-accum", type=int, help="micro-batches per optimizer step")
     parser.add_argument("--device", choices=["cpu", "cuda", "mps"], help="default: the best one found")
     parser.add_argument("--out", required=True, help="checkpoint folder to write")
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
@@ -262,21 +304,32 @@ def main(argv: list[str] | None = None) -> History:
     args = parser.parse_args(argv)
 
     cfg = get_preset(args.preset, pick_device(args.device))
+    cfg = replace(cfg, device=distributed.setup(cfg.device))
     if args.max_iters is not None:
         cfg = replace(cfg, max_iters=args.max_iters)
     if args.time_budget is not None:
         cfg = replace(cfg, time_budget=args.time_budget)
-    seed_everything(args.seed)
+    if args.batch_size is not None:
+        cfg = replace(cfg, batch_size=args.batch_size)
+    if args.grad_accum is not None:
+        cfg = replace(cfg, grad_accum_steps=args.grad_accum)
+    ranks = distributed.current()
+    say = print if ranks.is_main else (lambda *a, **k: None)
+    seed_everything(args.seed)  # the same initial weights on every rank
     text = load_tiny_shakespeare()
     tokenizer = CharTokenizer.from_text(text)
     train_data, val_data = train_val_split(torch.tensor(tokenizer.encode(text), dtype=torch.long))
     model = GPT(gpt_config_for(cfg, tokenizer.vocab_size), fused_attention=cfg.fused_attention)
-    print(f"{model.num_parameters() / 1e6:.2f}M parameters, preset:\n{cfg.describe()}")
-    history = train(model, {"train": train_data, "val": val_data}, cfg, checkpoint_dir=args.out,
-                    tokenizer=tokenizer, resume=args.resume, seed=args.seed)
-    print(f"best val loss {history.best_val_loss:.4f} after {history.elapsed[-1]:.1f}s "
-          f"({history.tokens_per_second:,.0f} tokens/s, stopped by {history.stopped_by}); "
-          f"checkpoint in {args.out}")
+    say(f"{model.num_parameters() / 1e6:.2f}M parameters, {ranks.world_size} process(es), preset:\n"
+        f"{cfg.describe()}")
+    try:
+        history = train(model, {"train": train_data, "val": val_data}, cfg, checkpoint_dir=args.out,
+                        tokenizer=tokenizer, resume=args.resume, seed=args.seed)
+    finally:
+        distributed.teardown()
+    say(f"best val loss {history.best_val_loss:.4f} after {history.elapsed[-1]:.1f}s "
+        f"({history.tokens_per_second:,.0f} tokens/s, stopped by {history.stopped_by}); "
+        f"checkpoint in {args.out}")
     return history
 
 
