@@ -369,3 +369,45 @@ def check_survives(fn) -> None:
                    error or "fp16 flushes below ~6e-8 and overflows above 65504; bf16 has fp32's range")
             return
     report(True, "fp16 loses 1e-7 and 1e5, bf16 keeps both")
+
+
+# --- chapter 09 ---
+
+
+def check_stable_bt_loss(fn) -> None:
+    """``fn(r_chosen, r_rejected)`` must equal the Bradley-Terry loss -mean(log sigma(r_c - r_r))
+    and stay finite for margins of +-1000."""
+    import torch
+
+    from helpers.alignment import bradley_terry_loss
+
+    cases = [(torch.tensor([2.0, 0.5, -1.0]), torch.tensor([1.0, 0.5, 1.0])),
+             (torch.tensor([1000.0, 0.0]), torch.tensor([0.0, 1000.0]))]
+    for r_chosen, r_rejected in cases:
+        want = bradley_terry_loss(r_chosen, r_rejected)
+        got, error = attempt(fn, r_chosen, r_rejected)
+        ok = error is None and isinstance(got, torch.Tensor) and bool(torch.isfinite(got).all()) \
+            and torch.allclose(got.float(), want, rtol=1e-5)
+        if not ok:
+            margins = (r_chosen - r_rejected).tolist()
+            report(False, f"loss for margins {margins}",
+                   error or f"got {got}, want {want.item():.4f}; -log sigma(d) = max(-d, 0) + "
+                            f"log(1 + exp(-|d|)) never exponentiates a positive number")
+            return
+    report(True, "equals the Bradley-Terry loss and stays finite for margins of +-1000")
+
+
+def check_implicit_accuracy(fn) -> None:
+    """``fn(policy_chosen, policy_rejected, ref_chosen, ref_rejected)`` must return the share of
+    pairs where (log pi(y_c) - log pi_ref(y_c)) - (log pi(y_r) - log pi_ref(y_r)) > 0."""
+    import torch
+
+    policy_c, policy_r = torch.tensor([-3.0, -5.0, -2.0, -6.0]), torch.tensor([-4.0, -2.0, -2.0, -1.0])
+    ref_c, ref_r = torch.tensor([-3.5, -4.0, -3.0, -9.0]), torch.tensor([-3.5, -3.0, -2.0, -1.0])
+    # margins 1.0, -2.0, 1.0, 3.0: three of four pairs ranked right, though policy_c > policy_r
+    # only for the first: the reference's log-probs matter
+    got, error = attempt(fn, policy_c, policy_r, ref_c, ref_r)
+    ok = error is None and got is not None and abs(float(got) - 0.75) < 1e-6
+    report(ok, "implicit-reward accuracy on four pairs is 0.75",
+           error or f"got {got}; compare (policy_chosen - ref_chosen) with "
+                    f"(policy_rejected - ref_rejected), not the policy's log-probs alone")

@@ -49,3 +49,31 @@ def attention_heatmap(weights: torch.Tensor, tokens: list[str], title: str = "",
     ax.set_yticks(range(len(tokens)), shown, fontsize=8)
     ax.set(xlabel="key (looked at)", ylabel="query (looking)", title=title)
     return ax
+
+
+def compare_losses(histories: dict, title: str = "validation loss", ax=None, train: bool = False):
+    """Several runs on one axis: the validation loss of each History in ``histories`` (label ->
+    History), and with ``train=True`` its training loss dashed in the same colour, so the gap
+    between the two (overfitting) shows too."""
+    ax = ax or plt.subplots(figsize=(7, 4))[1]
+    for i, (label, history) in enumerate(histories.items()):
+        ax.plot(history.steps, history.val_loss, color=f"C{i}", label=f"{label} (val)" if train else label)
+        if train:
+            ax.plot(history.steps, history.train_loss, color=f"C{i}", ls="--", label=f"{label} (train)")
+    ax.set(xlabel="step", ylabel="cross-entropy (nats per token)", title=title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return ax
+
+
+def plot_gradient_norms(norms: dict, title: str = "gradient norm per layer", ax=None):
+    """One line per model in ``norms`` (label -> list of gradient norms, first layer first), on a
+    log scale: a line that falls towards layer 1 means the early layers barely learn."""
+    ax = ax or plt.subplots(figsize=(7, 4))[1]
+    for label, values in norms.items():
+        ax.plot(range(1, len(values) + 1), values, "o-", label=label)
+    ax.set_yscale("log")
+    ax.set(xlabel="layer (1 = nearest the input)", ylabel="gradient norm", title=title)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend()
+    return ax

@@ -135,9 +135,9 @@ _CPU = {
                       max_iters=3000, learning_rate=1e-3, min_lr=1e-4, warmup_iters=100,
                       weight_decay=0.0, eval_interval=500, eval_iters=100),
     # chapter 07: tuned to reach val loss <= 1.70 in under 2 minutes on 2 cores (see bench/)
-    "gpt": dict(block_size=64, n_layer=4, n_head=4, n_embd=128, dropout=0.0, batch_size=32,
-                max_iters=2000, learning_rate=2e-3, min_lr=2e-4, warmup_iters=100,
-                weight_decay=0.1, eval_interval=250, eval_iters=50, time_budget=110.0),
+    "gpt": dict(block_size=64, n_layer=2, n_head=4, n_embd=128, dropout=0.0, batch_size=32,
+                max_iters=1500, learning_rate=6e-3, min_lr=6e-4, warmup_iters=50,
+                weight_decay=0.1, eval_interval=375, eval_iters=30, time_budget=110.0),
 }
 
 _GPU = {
@@ -251,7 +251,9 @@ def finetune_preset(device: str | None = None) -> FinetunePreset:
 
 @dataclass(frozen=True)
 class AlignmentPreset:
-    """Hyperparameters for chapter 09: SFT, reward model, RL and DPO on the chapter-07 GPT."""
+    """Hyperparameters for chapter 09: SFT, reward model, RL and DPO on the chapter-07 GPT.
+    The defaults were tuned on the chapter-07 CPU checkpoint: reward model >= 75 % on held-out
+    pairs, RL and DPO well above the SFT model's labeler score, the chapter in a few minutes."""
 
     device: str
     smoke: bool
@@ -262,8 +264,10 @@ class AlignmentPreset:
     sft_steps: int = 400
     sft_batch_size: int = 32
     sft_lr: float = 5e-4
-    # preferences: K replies to each of preference_prompts training prompts, ranked by the labeler
+    # preferences: K replies to each of preference_prompts training prompts (and of
+    # held_out_preference_prompts held-out ones, to test the reward model), ranked by the labeler
     preference_prompts: int = 1024
+    held_out_preference_prompts: int = 512
     samples_per_prompt: int = 4
     rm_steps: int = 300
     rm_batch_size: int = 32
@@ -272,13 +276,13 @@ class AlignmentPreset:
     rl_steps: int = 150
     rl_prompts_per_step: int = 16
     rl_lr: float = 3e-5
-    kl_coef: float = 0.1
+    kl_coef: float = 0.3
     clip_range: float = 0.2
     ppo_epochs: int = 2
     # DPO on the same preference pairs
-    dpo_steps: int = 300
+    dpo_steps: int = 150
     dpo_batch_size: int = 32
-    dpo_beta: float = 0.1
+    dpo_beta: float = 0.5
     dpo_lr: float = 5e-5
     # evaluation on held-out prompts
     eval_prompts: int = 128
@@ -292,9 +296,9 @@ class AlignmentPreset:
 
 # Smoke mode: a few steps of each stage, in the smoke GPT's 32-character context.
 _ALIGNMENT_SMOKE = dict(prompt_chars=14, response_chars=18, sft_steps=10, sft_batch_size=8,
-                        preference_prompts=32, rm_steps=10, rm_batch_size=8, rl_steps=4,
-                        rl_prompts_per_step=4, dpo_steps=4, dpo_batch_size=8, eval_prompts=16,
-                        eval_every=2)
+                        preference_prompts=32, held_out_preference_prompts=16, rm_steps=10,
+                        rm_batch_size=8, rl_steps=4, rl_prompts_per_step=4, dpo_steps=4,
+                        dpo_batch_size=8, eval_prompts=16, eval_every=2)
 
 
 def alignment_preset(device: str | None = None) -> AlignmentPreset:

