@@ -63,7 +63,7 @@ def rl_step(policy, reference, reward_model, optimizer, prompts: torch.Tensor, c
         log_ratio = ((old_logp - ref_logp) * m).sum(dim=1)  # (B*K,): sampled KL estimate
         advantage = group_advantages(reward - cfg.kl_coef * log_ratio, k)  # (B*K,)
         kl = (token_kl(old_logits, ref_logits) * m).sum(dim=1)  # (B*K,): exact per-token KL
-    policy.train()
+    # the policy stays in eval mode: with dropout on, pi and pi_old would differ by noise alone
     for _ in range(cfg.ppo_epochs):
         logp = token_logprobs(policy, ids)  # (B*K, L-1), with gradients this time
         loss = ppo_clip_loss(logp, old_logp, advantage, m, cfg.clip_range)
@@ -71,7 +71,6 @@ def rl_step(policy, reference, reward_model, optimizer, prompts: torch.Tensor, c
         loss.backward()
         torch.nn.utils.clip_grad_norm_(policy.parameters(), 1.0)
         optimizer.step()
-    policy.eval()
     return {"reward": reward.mean().item(), "kl": kl.mean().item(), "loss": loss.item()}
 
 

@@ -386,8 +386,8 @@ def check_stable_bt_loss(fn) -> None:
     for r_chosen, r_rejected in cases:
         want = bradley_terry_loss(r_chosen, r_rejected)
         got, error = attempt(fn, r_chosen, r_rejected)
-        ok = error is None and isinstance(got, torch.Tensor) and bool(torch.isfinite(got).all()) \
-            and torch.allclose(got.float(), want, rtol=1e-5)
+        ok = (error is None and isinstance(got, torch.Tensor) and got.shape == want.shape
+              and bool(torch.isfinite(got).all()) and torch.allclose(got.float(), want, rtol=1e-5))
         if not ok:
             margins = (r_chosen - r_rejected).tolist()
             report(False, f"loss for margins {margins}",
@@ -407,7 +407,9 @@ def check_implicit_accuracy(fn) -> None:
     # margins 1.0, -2.0, 1.0, 3.0: three of four pairs ranked right, though policy_c > policy_r
     # only for the first: the reference's log-probs matter
     got, error = attempt(fn, policy_c, policy_r, ref_c, ref_r)
-    ok = error is None and got is not None and abs(float(got) - 0.75) < 1e-6
+    if error is None:
+        got, error = attempt(float, got)  # one number: a float or a one-element tensor
+    ok = error is None and abs(got - 0.75) < 1e-6
     report(ok, "implicit-reward accuracy on four pairs is 0.75",
            error or f"got {got}; compare (policy_chosen - ref_chosen) with "
                     f"(policy_rejected - ref_rejected), not the policy's log-probs alone")

@@ -261,7 +261,7 @@ class AlignmentPreset:
     prompt_chars: int = 28
     response_chars: int = 36
     # supervised fine-tuning on dialogue turns
-    sft_steps: int = 400
+    sft_steps: int = 300
     sft_batch_size: int = 32
     sft_lr: float = 5e-4
     # preferences: K replies to each of preference_prompts training prompts (and of
@@ -269,7 +269,7 @@ class AlignmentPreset:
     preference_prompts: int = 1024
     held_out_preference_prompts: int = 512
     samples_per_prompt: int = 4
-    rm_steps: int = 300
+    rm_steps: int = 200
     rm_batch_size: int = 32
     rm_lr: float = 3e-4
     # RL (PPO-style, KL penalty to the SFT model)

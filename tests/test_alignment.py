@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from helpers.alignment import (Preferences, RewardModel, bradley_terry_loss, dpo_loss, fit,
                                kl_to_reference, load_reward_model, preference_accuracy,
@@ -208,3 +209,14 @@ def test_ppo_clip_loss_is_minus_the_mean_advantage_at_ratio_one_and_clips_beyond
     loss = ppo_clip_loss(moved, old, torch.tensor([1.0]), mask, 0.2)
     loss.backward()
     assert math.isclose(loss.item(), -1.2, rel_tol=1e-6) and torch.equal(moved.grad, torch.zeros(1, 2))
+
+
+def test_chapter_09_checks_accept_right_answers_and_explain_wrong_ones(capsys):
+    from helpers import checks
+
+    checks.check_stable_bt_loss(lambda c, r: F.softplus(r - c).mean())
+    checks.check_stable_bt_loss(lambda c, r: -torch.log(torch.sigmoid(c - r)).mean())  # overflows
+    checks.check_implicit_accuracy(lambda pc, pr, rc, rr: ((pc - rc) - (pr - rr) > 0).float().mean())
+    checks.check_implicit_accuracy(lambda pc, pr, rc, rr: (pc > pr).float())  # not one number
+    lines = capsys.readouterr().out.splitlines()
+    assert [line[0] for line in lines] == ["✅", "❌", "✅", "❌"]
