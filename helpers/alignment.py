@@ -177,8 +177,8 @@ def pair_logprobs(model, prefs: Preferences, chunk: int = 512):
 
 
 def dpo_loss(policy_chosen, policy_rejected, ref_chosen, ref_rejected, beta: float) -> torch.Tensor:
-    """DPO: -log sigma(beta * [(log pi(y_c|x) - log pi_ref(y_c|x)) - (log pi(y_r|x) - log pi_ref(y_r|x))]),
-    mean over pairs. Arguments are sequence log-probs (B,). It is the Bradley-Terry loss with the
+    """DPO: -log sigma(beta * [(log pi(y_c|x) - log pi_ref(y_c|x))
+                                - (log pi(y_r|x) - log pi_ref(y_r|x))]), mean over pairs. Arguments are sequence log-probs (B,). It is the Bradley-Terry loss with the
     implicit reward r(x, y) = beta * log(pi(y|x) / pi_ref(y|x)): the policy is its own reward model."""
     margin = (policy_chosen - ref_chosen) - (policy_rejected - ref_rejected)  # (B,)
     return -F.logsigmoid(beta * margin).mean()

@@ -83,7 +83,8 @@ def encode_dialogues(tokenizer, turns, prompt_chars: int, response_chars: int):
         reply = format_response(response, response_chars)
         text = format_prompt(prompt, prompt_chars) + reply.ljust(response_chars, PAD)
         ids.append(tokenizer.encode(text))
-        mask.append([False] * prompt_chars + [True] * len(reply) + [False] * (response_chars - len(reply)))
+        padding = response_chars - len(reply)
+        mask.append([False] * prompt_chars + [True] * len(reply) + [False] * padding)
     return torch.tensor(ids, dtype=torch.long), torch.tensor(mask)
 
 

@@ -126,7 +126,8 @@ def train_rl(policy, reference, reward_model, train_prompts: torch.Tensor,
         if step == cfg.rl_steps:
             break
         rows = torch.randint(len(train_prompts), (cfg.rl_prompts_per_step,), generator=gen)
-        stats = rl_step(policy, reference, reward_model, optimizer, train_prompts[rows], cfg, end_id, gen)
+        stats = rl_step(policy, reference, reward_model, optimizer, train_prompts[rows], cfg,
+                        end_id, gen)
         history.train_reward.append(stats["reward"])
         history.train_kl.append(stats["kl"])
     return history

@@ -266,21 +266,21 @@ class AlignmentPreset:
     sft_lr: float = 5e-4
     # preferences: K replies to each of preference_prompts training prompts (and of
     # held_out_preference_prompts held-out ones, to test the reward model), ranked by the labeler
-    preference_prompts: int = 1024
+    preference_prompts: int = 2048
     held_out_preference_prompts: int = 512
     samples_per_prompt: int = 4
-    rm_steps: int = 200
+    rm_steps: int = 300
     rm_batch_size: int = 32
     rm_lr: float = 3e-4
     # RL (PPO-style, KL penalty to the SFT model)
     rl_steps: int = 150
     rl_prompts_per_step: int = 16
-    rl_lr: float = 3e-5
+    rl_lr: float = 6e-5
     kl_coef: float = 0.3
     clip_range: float = 0.2
     ppo_epochs: int = 2
     # DPO on the same preference pairs
-    dpo_steps: int = 150
+    dpo_steps: int = 250
     dpo_batch_size: int = 32
     dpo_beta: float = 0.5
     dpo_lr: float = 5e-5

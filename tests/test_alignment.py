@@ -15,7 +15,6 @@ from helpers.alignment_data import (END, PAD, SEPARATOR, dialogue_turns, encode_
                                     encode_prompts, explain, format_prompt, kindness,
                                     last_response_index, preference_pairs, response_mask)
 from helpers.alignment_rl import RLHistory, group_advantages, ppo_clip_loss, rl_step, train_rl
-from helpers.data import CharTokenizer
 from helpers.model import GPT, GPTConfig
 from helpers.settings import AlignmentPreset, alignment_preset, preset
 
@@ -42,8 +41,9 @@ def tiny_gpt(char_tokenizer):
 
 def test_dialogue_turns_pair_a_last_line_with_the_next_speakers_first_line():
     # the last speech is by the same speaker as the one before it: no turn
-    assert dialogue_turns(TEXT) == [("What light through yonder window breaks?", "Good morrow, sweet Romeo."),
-                                    ("Come hither.", "Thou villain!")]
+    assert dialogue_turns(TEXT) == [
+        ("What light through yonder window breaks?", "Good morrow, sweet Romeo."),
+        ("Come hither.", "Thou villain!")]
 
 
 def test_the_prompt_is_cropped_at_a_word_padded_left_and_ends_with_the_separator():
@@ -104,7 +104,8 @@ def test_bradley_terry_loss_equals_hand_computed_values():
     got = bradley_terry_loss(torch.tensor([2.0, 0.0]), torch.tensor([1.0, 1.0]))
     want = (math.log(1 + math.exp(-1)) + math.log(1 + math.exp(1))) / 2
     assert math.isclose(got.item(), want, rel_tol=1e-6)
-    assert math.isclose(bradley_terry_loss(torch.zeros(3), torch.zeros(3)).item(), math.log(2), rel_tol=1e-6)
+    ties = bradley_terry_loss(torch.zeros(3), torch.zeros(3))  # no preference: log 2
+    assert math.isclose(ties.item(), math.log(2), rel_tol=1e-6)
 
 
 def test_dpo_loss_equals_hand_computed_values():
@@ -133,7 +134,8 @@ def test_kl_estimate_is_zero_for_identical_policies_and_positive_otherwise(tiny_
 def toy_preferences(tokenizer, n: int, seed: int) -> Preferences:
     """Separable pairs: the chosen reply says 'good', the rejected one 'vile'; the prompts vary."""
     gen = torch.Generator().manual_seed(seed)
-    prompts = ["".join(tokenizer.chars[i] for i in torch.randint(13, 65, (6,), generator=gen)) for _ in range(n)]
+    letters = torch.randint(13, 65, (n, 6), generator=gen)  # ids 13..64 are letters
+    prompts = [tokenizer.decode(row) for row in letters]
     replies = [("Thou art good", "Thou art vile")[j % 2] for j in range(2 * n)]
     turns = [(prompts[j // 2], replies[j]) for j in range(2 * n)]
     ids, mask = encode_dialogues(tokenizer, turns, 10, 14)
@@ -172,7 +174,8 @@ def test_one_rl_round_moves_the_policy_and_measures_kl(tiny_gpt, char_tokenizer)
     prompts = encode_prompts(char_tokenizer, ["Who is there?", "Speak!"], 10)
     optimizer = torch.optim.AdamW(policy.parameters(), lr=cfg.rl_lr)
     end_id = char_tokenizer.encode(END)[0]
-    stats = rl_step(policy, reference, rm, optimizer, prompts, cfg, end_id, torch.Generator().manual_seed(0))
+    stats = rl_step(policy, reference, rm, optimizer, prompts, cfg, end_id,
+                    torch.Generator().manual_seed(0))
     assert stats["kl"] == pytest.approx(0.0, abs=1e-6)  # sampled before the first update
     assert all(math.isfinite(v) for v in stats.values())
     assert any(not torch.equal(a, b) for a, b in zip(policy.parameters(), reference.parameters()))
@@ -184,7 +187,8 @@ def test_one_rl_round_moves_the_policy_and_measures_kl(tiny_gpt, char_tokenizer)
 def test_sequence_logprob_sums_the_response_tokens(tiny_gpt, char_tokenizer):
     ids, mask = encode_dialogues(char_tokenizer, [("Who is there?", "Nay, answer me.")], 10, 14)
     n = int(mask[:, 1:].sum())
-    assert torch.allclose(sequence_logprob(tiny_gpt, ids, mask), -sft_loss(tiny_gpt, ids, mask) * n, atol=1e-5)
+    want = -sft_loss(tiny_gpt, ids, mask) * n  # the loss is the mean over the n response tokens
+    assert torch.allclose(sequence_logprob(tiny_gpt, ids, mask), want, atol=1e-5)
 
 
 @pytest.mark.parametrize("smoke", ["0", "1"])
@@ -204,7 +208,8 @@ def test_group_advantages_subtract_each_prompts_mean():
 def test_ppo_clip_loss_is_minus_the_mean_advantage_at_ratio_one_and_clips_beyond_eps():
     old = torch.log(torch.tensor([[0.5, 0.5]]))
     mask = torch.ones(1, 2)
-    assert torch.allclose(ppo_clip_loss(old.clone(), old, torch.tensor([2.0]), mask, 0.2), torch.tensor(-2.0))
+    unmoved = ppo_clip_loss(old.clone(), old, torch.tensor([2.0]), mask, 0.2)
+    assert torch.allclose(unmoved, torch.tensor(-2.0))
     moved = (old + math.log(1.5)).requires_grad_()  # ratio 1.5 > 1 + eps with A > 0: clipped
     loss = ppo_clip_loss(moved, old, torch.tensor([1.0]), mask, 0.2)
     loss.backward()
