@@ -86,8 +86,16 @@ def seed_everything(seed: int = 1337) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+class Describable:
+    """Presets print themselves one field per line (``print(cfg.describe())``)."""
+
+    def describe(self) -> str:
+        width = max(len(k) for k in self.__dataclass_fields__)
+        return "\n".join(f"{k:<{width}} = {getattr(self, k)!r}" for k in self.__dataclass_fields__)
+
+
 @dataclass(frozen=True)
-class Preset:
+class Preset(Describable):
     """Hyperparameters for one training run of a character-level model on tiny Shakespeare."""
 
     name: str
@@ -117,11 +125,6 @@ class Preset:
     compile: bool = False
     fused_attention: bool = True
     fused_adamw: bool = False  # one kernel for the whole optimizer update
-
-    def describe(self) -> str:
-        """One line per field, for a notebook to print."""
-        width = max(len(k) for k in self.__dataclass_fields__)
-        return "\n".join(f"{k:<{width}} = {getattr(self, k)!r}" for k in self.__dataclass_fields__)
 
 
 # Full-mode presets on a CPU (2 cores is the reference machine). Each chapter's preset is small
@@ -202,7 +205,7 @@ def run_report() -> str:
 
 
 @dataclass(frozen=True)
-class FinetunePreset:
+class FinetunePreset(Describable):
     """Hyperparameters for chapter 08: fine-tuning a pretrained encoder on the IMDB sample."""
 
     device: str
@@ -223,11 +226,6 @@ class FinetunePreset:
     validation_size: int = 200
     train_size: int | None = None
     test_size: int | None = None
-
-    def describe(self) -> str:
-        """One line per field, for a notebook to print."""
-        width = max(len(k) for k in self.__dataclass_fields__)
-        return "\n".join(f"{k:<{width}} = {getattr(self, k)!r}" for k in self.__dataclass_fields__)
 
 
 # CPU: tuned for >= 88 % test accuracy with all-MiniLM-L6-v2 in <= 15 minutes on 2 cores.
@@ -250,7 +248,7 @@ def finetune_preset(device: str | None = None) -> FinetunePreset:
 
 
 @dataclass(frozen=True)
-class AlignmentPreset:
+class AlignmentPreset(Describable):
     """Hyperparameters for chapter 09: SFT, reward model, RL and DPO on the chapter-07 GPT.
     The defaults were tuned on the chapter-07 CPU checkpoint: reward model >= 75 % on held-out
     pairs, RL and DPO well above the SFT model's labeler score, the chapter in a few minutes."""
@@ -287,11 +285,6 @@ class AlignmentPreset:
     # evaluation on held-out prompts
     eval_prompts: int = 128
     eval_every: int = 10
-
-    def describe(self) -> str:
-        """One line per field, for a notebook to print."""
-        width = max(len(k) for k in self.__dataclass_fields__)
-        return "\n".join(f"{k:<{width}} = {getattr(self, k)!r}" for k in self.__dataclass_fields__)
 
 
 # Smoke mode: a few steps of each stage, in the smoke GPT's 32-character context.
