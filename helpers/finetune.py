@@ -14,16 +14,14 @@ The pieces the chapter writes in the open, kept here for tests and later chapter
 
 from __future__ import annotations
 
-import threading
-import urllib.request
 from dataclasses import dataclass
 
-import huggingface_hub
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
+from helpers.hub import hub_reachable
 from helpers.settings import pick_device
 
 MINILM_NAME = "sentence-transformers/all-MiniLM-L6-v2"
@@ -41,28 +39,6 @@ class ModelChoice:
 
     def __str__(self) -> str:
         return f"{self.name}\n  loaded from: {self.path}\n  why: {self.reason}"
-
-
-def hub_reachable(timeout: float = 3.0) -> bool:
-    """True when the Hugging Face hub answers within ``timeout`` seconds and offline mode
-    (``HF_HUB_OFFLINE=1``, as huggingface_hub reads it) is off.
-
-    The request runs in a background thread that we stop waiting for after ``timeout``: a socket
-    timeout alone does not bound a DNS lookup that hangs."""
-    if huggingface_hub.is_offline_mode():
-        return False
-    answered = threading.Event()
-
-    def ask() -> None:
-        try:
-            request = urllib.request.Request(huggingface_hub.constants.ENDPOINT, method="HEAD")
-            with urllib.request.urlopen(request, timeout=timeout):
-                answered.set()
-        except OSError:  # URLError, socket errors and HTTP errors are all OSErrors
-            pass
-
-    threading.Thread(target=ask, daemon=True).start()
-    return answered.wait(timeout)
 
 
 def pick_classifier(device: str | None = None, online: bool | None = None) -> ModelChoice:

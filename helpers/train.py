@@ -294,7 +294,9 @@ def main(argv: list[str] | None = None) -> History:
                     "Runs as one process, or as several under `torchrun --nproc_per_node N`.")
     parser.add_argument("--preset", default="gpt", help="preset name from helpers.settings (default: gpt)")
     parser.add_argument("--max-iters", type=int, help="override the preset's number of steps")
-    parser.add_argument("--time-budget", type=float, help="stop after this many seconds of training")
+    parser.add_argument("--time-budget", type=float,
+                        help="stop after this many seconds of training (0: no limit)")
+    parser.add_argument("--eval-interval", type=int, help="override the preset's steps between evaluations")
     parser.add_argument("--batch-size", type=int, help="override the preset's batch size (per process)")
     parser.add_argument("--grad-accum", type=int, help="micro-batches per optimizer step")
     parser.add_argument("--device", choices=["cpu", "cuda", "mps"], help="default: the best one found")
@@ -308,7 +310,9 @@ def main(argv: list[str] | None = None) -> History:
     if args.max_iters is not None:
         cfg = replace(cfg, max_iters=args.max_iters)
     if args.time_budget is not None:
-        cfg = replace(cfg, time_budget=args.time_budget)
+        cfg = replace(cfg, time_budget=args.time_budget or None)
+    if args.eval_interval is not None:
+        cfg = replace(cfg, eval_interval=args.eval_interval)
     if args.batch_size is not None:
         cfg = replace(cfg, batch_size=args.batch_size)
     if args.grad_accum is not None:
@@ -333,13 +337,13 @@ def main(argv: list[str] | None = None) -> History:
     return history
 
 
-if __name__ == "__main__":
-    main()
-
-
 def reference_curve(cfg: Preset) -> dict | None:
     """The validation curve the course's own run of this preset reached on the reference machine
-    (``helpers/reference/<preset>_<device>.json``, written by ``bench/cpu_preset.py``), or None
+    (``helpers/reference/<preset>_<device>.json``, the history of the run stored in chapter 07), or None
     for a preset nobody has measured yet. Plot it behind a run to see whether it is on track."""
     path = Path(__file__).parent / "reference" / f"{cfg.name}_{cfg.device}.json"
     return json.loads(path.read_text()) if path.exists() and not cfg.smoke else None
+
+
+if __name__ == "__main__":
+    main()

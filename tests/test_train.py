@@ -112,3 +112,10 @@ def test_cli_trains_and_writes_a_loadable_checkpoint(tmp_path, monkeypatch):
     assert (tmp_path / "model.safetensors").exists() and (tmp_path / "config.json").exists()
     model, tokenizer = load_checkpoint(tmp_path)
     assert tokenizer.vocab_size == 65 and history.steps[-1] == 3
+
+
+def test_cli_overrides_the_evaluation_interval_and_lifts_the_time_budget(tmp_path, monkeypatch):
+    monkeypatch.setenv("GPT_COURSE_SMOKE", "1")
+    history = train_module.main(["--preset", "gpt", "--max-iters", "3", "--device", "cpu",
+                                 "--eval-interval", "1", "--time-budget", "0", "--out", str(tmp_path)])
+    assert history.steps == [0, 1, 2, 3] and history.stopped_by == "max_iters"
