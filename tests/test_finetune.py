@@ -188,6 +188,29 @@ def test_a_saved_classifier_reloads_and_predicts_the_same_labels(minilm_path, to
     assert after == before.tolist()
 
 
+def test_group_by_length_reorders_predictions_and_plain_arguments_keep_the_order(
+        minilm_path, tokenizer, tmp_path):
+    """Chapter 08 predicts with plain TrainingArguments because, in this transformers, the
+    group_by_length sampler also sorts evaluation batches; if that ever changes, this test says
+    the chapter's warning is out of date."""
+    from transformers import Trainer, TrainingArguments
+
+    lengths = [3, 40, 5, 30, 8, 50, 2, 20]  # words per review, mixed so sorting must move them
+    data = datasets.Dataset.from_dict({"text": [" ".join(["fine"] * n) for n in lengths],
+                                       "label": list(range(len(lengths)))})
+    data = data.map(finetune.make_tokenize_fn(tokenizer, 64, 16), batched=True, remove_columns=["text"])
+    # one class per review: the labels are the reviews' positions, so label_ids show the order
+    model = AutoModelForSequenceClassification.from_pretrained(minilm_path, num_labels=len(lengths))
+
+    def label_order(**extra):
+        args = TrainingArguments(output_dir=str(tmp_path), per_device_eval_batch_size=2,
+                                 report_to="none", use_cpu=True, disable_tqdm=True, **extra)
+        return Trainer(model=model, args=args, processing_class=tokenizer).predict(data).label_ids.tolist()
+
+    assert label_order() == list(range(len(lengths)))
+    assert label_order(train_sampling_strategy="group_by_length") != list(range(len(lengths)))
+
+
 # --- exercise checks ------------------------------------------------------------------------------
 
 def test_chapter_08_checks_accept_right_answers_and_reject_wrong_ones(capsys):
