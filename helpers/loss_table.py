@@ -26,19 +26,28 @@ def _rows() -> list[dict]:
 
 def record(chapter: int, idea: str, val_loss: float, params: int | None = None,
            note: str = "") -> pd.DataFrame:
-    """Add (or replace) the row for ``idea`` and return the whole table."""
+    """Add (or replace) the row for ``idea`` and return the table up to this chapter.
+
+    A row that is recorded again keeps its place, so re-running a chapter leaves the order of
+    its ideas alone; rows of later chapters (from an earlier run of the course) are kept in the
+    file but not shown, so chapter 6 never prints chapter 7's row."""
     if not val_loss == val_loss or val_loss <= 0:  # NaN or nonsense would poison the table
         raise ValueError(f"val_loss must be a positive number, got {val_loss}")
-    rows = [r for r in _rows() if r["idea"] != idea]
-    rows.append({"chapter": chapter, "idea": idea, "val_loss": round(float(val_loss), 4),
-                 "params": params, "note": note})
+    row = {"chapter": chapter, "idea": idea, "val_loss": round(float(val_loss), 4),
+           "params": params, "note": note}
+    rows = _rows()
+    places = [i for i, r in enumerate(rows) if r["idea"] == idea]
+    if places:
+        rows[places[0]] = row
+    else:
+        rows.append(row)
     rows.sort(key=lambda r: r["chapter"])  # stable: within a chapter, ideas stay in order
     atomic_write_text(_path(), json.dumps(rows, indent=2))
-    return table()
+    return table(up_to=chapter)
 
 
-def table() -> pd.DataFrame:
-    """The table so far, in chapter order."""
-    rows = _rows()
+def table(up_to: int | None = None) -> pd.DataFrame:
+    """The table so far, in chapter order; ``up_to`` leaves out the chapters after it."""
+    rows = [r for r in _rows() if up_to is None or r["chapter"] <= up_to]
     columns = ["chapter", "idea", "val_loss", "params", "note"]
     return pd.DataFrame(rows, columns=columns).set_index("chapter") if rows else pd.DataFrame(columns=columns)

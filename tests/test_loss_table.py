@@ -1,0 +1,32 @@
+"""helpers.loss_table: the loss-per-idea table that grows chapter by chapter."""
+
+import pytest
+
+from helpers import loss_table
+
+
+@pytest.fixture(autouse=True)
+def empty_runs_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("GPT_COURSE_RUNS", str(tmp_path))
+
+
+def test_rows_come_in_chapter_order_and_a_chapter_sees_no_later_rows():
+    loss_table.record(7, "full GPT", 1.69)
+    loss_table.record(2, "bigram", 2.48)
+    shown = loss_table.record(6, "+ residual", 1.83)
+    assert shown.index.tolist() == [2, 6] and shown["idea"].tolist() == ["bigram", "+ residual"]
+    assert loss_table.table().index.tolist() == [2, 6, 7]
+
+
+def test_recording_an_idea_again_replaces_it_in_place():
+    for idea, loss in (("+ residual", 1.9), ("+ LayerNorm", 1.85), ("+ dropout", 1.95)):
+        loss_table.record(6, idea, loss)
+    shown = loss_table.record(6, "+ residual", 1.83)  # the chapter is run again
+    assert shown["idea"].tolist() == ["+ residual", "+ LayerNorm", "+ dropout"]
+    assert shown["val_loss"].tolist() == [1.83, 1.85, 1.95]
+
+
+@pytest.mark.parametrize("bad", [float("nan"), 0.0, -1.0])
+def test_a_nonsense_loss_is_refused(bad):
+    with pytest.raises(ValueError, match="positive number"):
+        loss_table.record(2, "bigram", bad)
