@@ -36,9 +36,8 @@ def record(chapter: int, idea: str, val_loss: float, params: int | None = None,
     row = {"chapter": chapter, "idea": idea, "val_loss": round(float(val_loss), 4),
            "params": params, "note": note}
     rows = _rows()
-    places = [i for i, r in enumerate(rows) if r["idea"] == idea]
-    if places:
-        rows[places[0]] = row
+    if any(r["idea"] == idea for r in rows):
+        rows = [row if r["idea"] == idea else r for r in rows]  # in place: the order stays
     else:
         rows.append(row)
     rows.sort(key=lambda r: r["chapter"])  # stable: within a chapter, ideas stay in order

@@ -4,7 +4,6 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from helpers.model import GPT, GPTConfig, complete, filter_logits, sample_next
 
