@@ -4,12 +4,15 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help lab book test bench clean
+.PHONY: help lab book test bench clean test-colab test-latest fork
 help:
 	@echo "make lab    install, then open JupyterLab on notebooks/"
 	@echo "make book   install, then build the site into _build/html (notebooks keep their outputs)"
 	@echo "make test   install, then run every test: helpers, notebooks (smoke mode), book, browser"
 	@echo "make bench  install, then run the benchmarks in bench/ (full size, takes minutes)"
+	@echo "make test-colab   Colab's runtime versions in .venv-colab: setup step adds, changes nothing; nbval"
+	@echo "make test-latest  the newest releases, unpinned, in .venv-latest: nbval over every notebook"
+	@echo "make fork URL=https://github.com/you/gpt-course   point badges, setup cells, _config.yml at a fork"
 	@echo "make clean  remove _build/ and the smoke-mode runs"
 
 $(STAMP): requirements.txt pyproject.toml
@@ -36,3 +39,39 @@ bench: $(STAMP)
 
 clean:
 	rm -rf _build runs/smoke
+
+# The notebooks on Google Colab's runtime: a fresh .venv-colab with Colab's versions
+# (tools/colab-runtime.txt, Colab's pip too) and the test runner; then the notebooks' own setup
+# step, which must only add packages (pip freeze before and after), then nbval in smoke mode.
+COLAB_VENV := .venv-colab
+NBVAL := -m pytest -n 2 --dist loadfile --nbval-current-env -p no:cacheprovider notebooks
+test-colab:
+	rm -rf $(COLAB_VENV)
+	$(PYTHON) -m venv $(COLAB_VENV)
+	$(COLAB_VENV)/bin/python -m pip install --quiet pip==24.1.2
+	$(COLAB_VENV)/bin/python -m pip install --quiet -r tools/colab-runtime.txt
+	$(COLAB_VENV)/bin/python -m pip install --quiet nbval==0.11.0 pytest-xdist==3.8.0 -c tools/colab-runtime.txt
+	$(COLAB_VENV)/bin/python -m pip freeze > $(COLAB_VENV)/freeze-before.txt
+	$(COLAB_VENV)/bin/python tools/colab_setup.py
+	$(COLAB_VENV)/bin/python -m pip freeze > $(COLAB_VENV)/freeze-after.txt
+	$(COLAB_VENV)/bin/python tools/freeze_diff.py $(COLAB_VENV)/freeze-before.txt $(COLAB_VENV)/freeze-after.txt
+	$(COLAB_VENV)/bin/python tools/print_versions.py
+	GPT_COURSE_SMOKE=1 OMP_NUM_THREADS=1 PYDEVD_DISABLE_FILE_VALIDATION=1 $(COLAB_VENV)/bin/python $(NBVAL)
+
+# The newest release of everything (pyproject.toml's lower bounds only) in a fresh .venv-latest,
+# then nbval in smoke mode. The log starts with the versions, so a break names its release.
+# Without a GPU, set PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu (CPU torch).
+LATEST_VENV := .venv-latest
+test-latest:
+	rm -rf $(LATEST_VENV)
+	$(PYTHON) -m venv $(LATEST_VENV)
+	$(LATEST_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(LATEST_VENV)/bin/python -m pip install --quiet --upgrade --upgrade-strategy eager -e ".[colab,test]"
+	$(LATEST_VENV)/bin/python tools/print_versions.py
+	$(LATEST_VENV)/bin/python -m pip freeze
+	GPT_COURSE_SMOKE=1 OMP_NUM_THREADS=1 PYDEVD_DISABLE_FILE_VALIDATION=1 $(LATEST_VENV)/bin/python $(NBVAL)
+
+# Point the course at a fork: _config.yml's repository.url, every Colab badge and setup cell.
+fork:
+	@test -n "$(URL)" || { echo "usage: make fork URL=https://github.com/OWNER/REPO"; exit 2; }
+	$(PYTHON) tools/fork.py "$(URL)"

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import replace
 
 import torch
 
-from helpers.model import GPT, GPTConfig
+from helpers.model import GPT
 from helpers.settings import hardware
+from helpers.train import preset
 
 
 def timed_generate(model, prompt, new_tokens: int, use_cache: bool):
@@ -31,12 +33,14 @@ def main() -> None:
     parser.add_argument("--prompt", type=int, default=256)
     args = parser.parse_args()
     torch.manual_seed(0)
-    model = GPT(GPTConfig(vocab_size=65, block_size=1024, n_layer=6, n_head=6, n_embd=384)).eval()
+    shape = replace(preset("gpt", "cuda").model, block_size=1024, dropout=0.0)  # GPU preset's shape
+    model = GPT(shape).eval()
     prompt = torch.randint(0, 65, (1, args.prompt))
     cached, t_cached = timed_generate(model, prompt, args.new_tokens, use_cache=True)
     recomputed, t_recomputed = timed_generate(model, prompt, args.new_tokens, use_cache=False)
     print(f"{hardware()}, {torch.get_num_threads()} threads")
-    print(f"{args.new_tokens} new tokens after a {args.prompt}-token prompt, 6x6x384 GPT")
+    print(f"{args.new_tokens} new tokens after a {args.prompt}-token prompt, "
+          f"{shape.n_layer}x{shape.n_head}x{shape.n_embd} GPT")
     print(f"KV cache:   {t_cached:7.2f} s ({args.new_tokens / t_cached:6.1f} tokens/s)")
     print(f"recompute:  {t_recomputed:7.2f} s ({args.new_tokens / t_recomputed:6.1f} tokens/s)")
     print(f"speed-up:   {t_recomputed / t_cached:7.1f}x, identical tokens: {torch.equal(cached, recomputed)}")

@@ -1,7 +1,10 @@
 """Chapter 10's table: the same model trained for a fixed number of steps with one speed-up
 switched on per row, measured in one run. Each row runs in a fresh process (so compile caches
-and peak memory do not leak between rows) and prints tokens/s after the first step, peak memory,
-the ratio to the first row and the time of the first step (which includes compiling).
+and peak memory do not leak between rows) and prints tokens/s of the training steps alone (no
+evaluation, no first step; the GPU synchronised before each clock read), peak memory, the ratio to
+the first row and the time of the first step (which includes compiling). Peak memory is
+``torch.cuda.max_memory_allocated`` on a GPU; on a CPU it is the whole process's peak resident
+set (Python, torch and the data included), so read it as an upper bound, not the model's share.
 
 Each row adds its switch to the best configuration so far, and keeps it only if it was faster:
 on hardware where a switch hurts (bf16 on a CPU without bf16 instructions) the later rows are
@@ -29,6 +32,7 @@ import torch
 # the first row is the baseline; each later row is one switch tried on top of those kept so far
 BASELINE = ("explicit attention, fp32", dict(fused_attention=False, autocast_dtype=None,
                                              compile=False, fused_adamw=False))
+MODEL_SWITCHES = {"fused_attention"}  # fields of the GPTConfig; the rest are TrainConfig's
 SWITCHES = [
     ("+ fused attention (SDPA)", dict(fused_attention=True)),
     ("+ bf16 autocast", dict(autocast_dtype="bfloat16")),
@@ -39,26 +43,27 @@ SWITCHES = [
 
 def run_row(device: str, steps: int, settings: dict) -> dict:
     """Train for ``steps`` steps in this process and report throughput and memory."""
-    from helpers import distributed
     from helpers.data import CharTokenizer, load_tiny_shakespeare, train_val_split
     from helpers.model import GPT
-    from helpers.settings import preset
-    from helpers.train import gpt_config_for, train
+    from helpers.train import preset, train
 
-    cfg = replace(preset("gpt", device), **settings, max_iters=steps, eval_interval=steps,
-                  eval_iters=1, time_budget=None, warmup_iters=0)
+    cfg = preset("gpt", device)
+    shape = {k: v for k, v in settings.items() if k in MODEL_SWITCHES}
+    knobs = {k: v for k, v in settings.items() if k not in MODEL_SWITCHES}
     text = load_tiny_shakespeare()
     tok = CharTokenizer.from_text(text)
     train_data, val_data = train_val_split(torch.tensor(tok.encode(text), dtype=torch.long))
+    cfg = replace(cfg, **knobs, model=replace(cfg.model, vocab_size=tok.vocab_size, **shape),
+                  max_iters=steps, eval_interval=steps, eval_iters=1, time_budget=None,
+                  warmup_iters=0)
     torch.manual_seed(0)
-    model = GPT(gpt_config_for(cfg, tok.vocab_size), fused_attention=cfg.fused_attention)
+    model = GPT(cfg.model)
+    # tokens/s counts the training steps only: not the evaluations at step 0 and at the end, not
+    # the first step (compilation, allocator warm-up), which is reported apart
     history = train(model, {"train": train_data, "val": val_data}, cfg, progress=False)
-    # steady state: leave out the first step (compilation, allocator warm-up) and the evaluations
-    seconds = history.elapsed[-1] - history.elapsed[0] - history.first_step_seconds
-    tokens = (steps - 1) * cfg.batch_size * cfg.block_size * distributed.current().world_size
     peak = (torch.cuda.max_memory_allocated() if device == "cuda"
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
-    return {"tokens_per_second": tokens / seconds, "peak_bytes": peak,
+    return {"tokens_per_second": history.tokens_per_second, "peak_bytes": peak,
             "first_step_seconds": history.first_step_seconds, "final_loss": history.train_loss[-1]}
 
 
@@ -92,11 +97,14 @@ def main() -> None:
         distributed.teardown()
         return
 
-    from helpers.settings import hardware, preset
+    from helpers.settings import hardware
+    from helpers.train import preset
     cfg = preset("gpt", args.device)
-    print(f"{hardware()}; preset {cfg.n_layer}x{cfg.n_head}x{cfg.n_embd}, context {cfg.block_size}, "
-          f"batch {cfg.batch_size}; {args.steps} steps per row\n")
-    print(f"{'':<36}{'tokens/s':>10}{'ratio':>8}{'peak memory':>14}{'first step':>12}")
+    shape = cfg.model
+    memory = "peak alloc" if args.device == "cuda" else "peak RSS"
+    print(f"{hardware()}; preset {shape.n_layer}x{shape.n_head}x{shape.n_embd}, context "
+          f"{shape.block_size}, batch {cfg.batch_size}; {args.steps} steps per row\n")
+    print(f"{'':<36}{'tokens/s':>10}{'ratio':>8}{memory:>14}{'first step':>12}")
 
     def show(label, r, verdict=""):
         print(f"{label:<36}{r['tokens_per_second']:>10,.0f}{r['tokens_per_second'] / first:>7.2f}x"

@@ -15,18 +15,18 @@ from dataclasses import replace
 
 import torch
 
-from helpers.model import GPT, GPTConfig
-from helpers.settings import hardware, preset
-from helpers.train import autocast_context, make_optimizer
+from helpers.model import GPT
+from helpers.settings import hardware
+from helpers.train import autocast_context, make_optimizer, preset
 
 
 def tokens_per_second(cfg, steps: int, fused: bool = True, dtype: str | None = None) -> float:
-    """Full training steps (forward, backward, AdamW) on random tokens, after 3 warm-up steps."""
+    """Full training steps (forward, backward, AdamW) on random tokens, after 3 warm-up steps.
+    Nothing but training steps is inside the timed loop (no evaluation, no data loading)."""
     torch.manual_seed(0)
-    model = GPT(GPTConfig(vocab_size=65, block_size=cfg.block_size, n_layer=cfg.n_layer,
-                          n_head=cfg.n_head, n_embd=cfg.n_embd), fused_attention=fused)
+    model = GPT(replace(cfg.model, fused_attention=fused))
     optimizer = make_optimizer(model, cfg)
-    x = torch.randint(0, 65, (cfg.batch_size, cfg.block_size))  # (B, T)
+    x = torch.randint(0, cfg.model.vocab_size, (cfg.batch_size, cfg.block_size))  # (B, T)
     for step in range(steps + 3):
         if step == 3:
             start = time.perf_counter()
@@ -43,9 +43,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30)
     args = parser.parse_args()
     cpu = preset("gpt", device="cpu")
-    baby = replace(cpu, n_layer=4, n_head=4, n_embd=128, block_size=64, batch_size=12)
+    baby = replace(cpu, model=replace(cpu.model, n_layer=4, n_head=4, n_embd=128, block_size=64),
+                   batch_size=12)
+    shape = cpu.model
     rows = [
-        (f"CPU preset {cpu.n_layer}x{cpu.n_head}x{cpu.n_embd}, T={cpu.block_size}, B={cpu.batch_size}, fused", cpu, True, None),
+        (f"CPU preset {shape.n_layer}x{shape.n_head}x{shape.n_embd}, T={shape.block_size}, "
+         f"B={cpu.batch_size}, fused", cpu, True, None),
         ("CPU preset, explicit attention", cpu, False, None),
         ("CPU preset, fused, bf16 autocast", cpu, True, "bfloat16"),
         ("baby 4x4x128, T=64, B=12, fused", baby, True, None),

@@ -22,8 +22,8 @@ from dataclasses import asdict, dataclass, field, replace
 import torch
 from tqdm.auto import tqdm
 
-from helpers.alignment import (kl_to_reference, next_token_logits, sample_responses, token_kl,
-                               token_logprobs)
+from helpers.alignment import (kl_to_reference, logprobs_of_next, next_token_logits, reply_kl,
+                               sample_responses, token_logprobs)
 from helpers.alignment_data import END, kindness, response_texts
 
 
@@ -54,15 +54,15 @@ def rl_step(policy, reference, reward_model, optimizer, prompts: torch.Tensor, c
     k = cfg.samples_per_prompt
     ids, mask = sample_responses(policy, prompts.repeat_interleave(k, dim=0), cfg.response_chars,
                                  end_id, generator)  # (B*K, L)
-    targets, m = ids[:, 1:, None], mask[:, 1:].float()  # (B*K, L-1, 1), (B*K, L-1)
+    m = mask[:, 1:].float()  # (B*K, L-1): which next-token predictions are response tokens
     with torch.no_grad():
         reward = reward_model(ids, mask)  # (B*K,)
         old_logits, ref_logits = next_token_logits(policy, ids), next_token_logits(reference, ids)
-        old_logp = old_logits.log_softmax(-1).gather(-1, targets).squeeze(-1)  # (B*K, L-1)
-        ref_logp = ref_logits.log_softmax(-1).gather(-1, targets).squeeze(-1)
+        old_logp = logprobs_of_next(old_logits, ids)  # (B*K, L-1)
+        ref_logp = logprobs_of_next(ref_logits, ids)
         log_ratio = ((old_logp - ref_logp) * m).sum(dim=1)  # (B*K,): sampled KL estimate
         advantage = group_advantages(reward - cfg.kl_coef * log_ratio, k)  # (B*K,)
-        kl = (token_kl(old_logits, ref_logits) * m).sum(dim=1)  # (B*K,): exact per-token KL
+        kl = reply_kl(old_logits, ref_logits, mask)  # (B*K,): exact per-token KL, summed
     # the policy stays in eval mode: with dropout on, pi and pi_old would differ by noise alone
     for _ in range(cfg.ppo_epochs):
         logp = token_logprobs(policy, ids)  # (B*K, L-1), with gradients this time

@@ -1,9 +1,10 @@
 """Data-parallel training across processes (chapter 10), in as few lines as it takes.
 
 ``torchrun --nproc_per_node N -m helpers.train ...`` starts N copies of the same program. Each
-copy (a *rank*) holds a full model, trains on its own random batches, and DistributedDataParallel
-averages the gradients across ranks during ``backward()``, so all copies take identical steps:
-the effective batch is N times larger. GPUs talk over NCCL; CPUs over gloo.
+copy (a *rank*) holds a full model. Every step, all ranks draw the same global batch of N x B
+examples and each trains on its own slice of B; DistributedDataParallel averages the gradients
+across ranks during ``backward()``, so all copies take identical steps, the same steps one process
+would take on the whole N x B batch. GPUs talk over NCCL; CPUs over gloo.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ class Ranks:
 
 def setup(device: str) -> str:
     """Join the process group when launched by torchrun (else: a single process, nothing to do).
-    Returns the device this process trains on: on GPUs, each rank takes the GPU of its local rank."""
+    Returns the device this process trains on: on GPUs, each rank takes its local rank's GPU."""
     env = launched_by_torchrun()
     if env is None:
         return device
@@ -48,14 +49,31 @@ def current() -> Ranks:
     return Ranks()
 
 
-def any_rank(flag: bool, device: str = "cpu") -> bool:
-    """True if ``flag`` is true on any rank. Used for stopping on a time budget: if one rank
-    stopped while another went on, the other would wait forever for its gradient partner."""
+def collective_device(backend: str, device: str) -> torch.device:
+    """Where a tensor must live to take part in a collective of ``backend``: NCCL moves only CUDA
+    tensors (a CPU tensor fails with "No backend type associated with device type cpu"), so with
+    NCCL it is this rank's GPU; gloo is used with CPU tensors."""
+    return torch.device(device) if backend == "nccl" else torch.device("cpu")
+
+
+def broadcast_from_main(value: float, device: str) -> float:
+    """Rank 0's ``value`` on every rank. Used for decisions that must agree, such as how many
+    steps fit in a time budget: ranks that disagree would wait forever for each other."""
     if not (dist.is_available() and dist.is_initialized()):
-        return flag
-    t = torch.tensor([float(flag)], device=device)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item())
+        return value
+    t = torch.tensor([float(value)], dtype=torch.float64,
+                     device=collective_device(dist.get_backend(), device))
+    dist.broadcast(t, src=0)
+    return t.item()
+
+
+def gather_objects(obj) -> list:
+    """``obj`` from every rank, in rank order (for saving each rank's random state)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return [obj]
+    out = [None] * dist.get_world_size()
+    dist.all_gather_object(out, obj)  # NCCL: uses the GPU set by setup(), as it must
+    return out
 
 
 def teardown() -> None:

@@ -16,8 +16,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-KVCache = tuple[torch.Tensor, torch.Tensor]  # keys and values, each (B, nh, T_past, hs)
-
 
 class BigramLanguageModel(nn.Module):
     """Chapter 02: each token's logits for the next token are read straight from a table."""
@@ -102,6 +100,9 @@ class GPTConfig:
     n_embd: int = 384
     dropout: float = 0.0
     bias: bool = True  # biases in Linear and LayerNorm, as GPT-2 has them
+    # how attention is computed, not what: True calls PyTorch's fused kernel (flash attention
+    # where the hardware has it), False spells the maths out; both give the same numbers
+    fused_attention: bool = True
 
     def __post_init__(self):
         check_heads(self.n_embd, self.n_head)
@@ -112,49 +113,90 @@ class GPTConfig:
         return asdict(self)
 
 
+class LayerCache:
+    """One layer's keys and values for the tokens seen so far, each (B, nh, T_past, hs)."""
+
+    def __init__(self):
+        self.k: torch.Tensor | None = None
+        self.v: torch.Tensor | None = None
+
+    def extend(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Append the new tokens' keys and values; return all of them, (B, nh, T_past + T, hs)."""
+        if self.k is not None:
+            k, v = torch.cat([self.k, k], dim=2), torch.cat([self.v, v], dim=2)
+        self.k, self.v = k, v
+        return k, v
+
+
+class KVCache:
+    """What generation keeps between steps: every layer's keys and values, and how many
+    positions they cover. A token's key and value never change once computed (a token cannot
+    see the future), so each new token needs only its own."""
+
+    def __init__(self, n_layer: int):
+        self.layers = [LayerCache() for _ in range(n_layer)]
+        self.length = 0  # positions cached so far
+
+
 class CausalSelfAttention(nn.Module):
     """All heads at once: one Linear makes q, k and v for every head, reshapes split the heads.
 
-    ``fused=True`` calls ``F.scaled_dot_product_attention`` (a fused kernel: flash or
-    memory-efficient attention where available); ``fused=False`` spells the same maths out, which
-    is what the attention explorer needs to see the weights.
+    With ``config.fused_attention`` it calls ``F.scaled_dot_product_attention``. Without a cache
+    that is ``is_causal=True`` and no mask tensor at all, which lets PyTorch pick its flash kernel
+    (any explicit mask rules flash out). Otherwise the same maths is spelled out, which is also
+    how :meth:`attention_weights` lets us look at the weights.
     """
 
-    def __init__(self, config: GPTConfig, fused: bool = True):
+    def __init__(self, config: GPTConfig):
         super().__init__()
-        self.n_head = config.n_head
-        self.n_embd = config.n_embd
+        self.config = config
         self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
         self.attn_dropout = nn.Dropout(config.dropout)
         self.resid_dropout = nn.Dropout(config.dropout)
-        self.dropout = config.dropout
-        self.fused = fused
-        self.last_attention = None  # (B, nh, T, T) after an explicit forward with keep_attention
 
-    def forward(self, x, past: KVCache | None = None, keep_attention: bool = False):
+    def qkv(self, x: torch.Tensor):
+        """Queries, keys and values of every head: 3 x (B, nh, T, hs)."""
         B, T, C = x.shape
+        nh = self.config.n_head
         q, k, v = self.c_attn(x).split(C, dim=2)  # 3 x (B, T, C)
-        hs = C // self.n_head
-        q = q.view(B, T, self.n_head, hs).transpose(1, 2)  # (B, nh, T, hs)
-        k = k.view(B, T, self.n_head, hs).transpose(1, 2)  # (B, nh, T, hs)
-        v = v.view(B, T, self.n_head, hs).transpose(1, 2)  # (B, nh, T, hs)
-        if past is not None:  # the cache holds keys and values of the tokens seen so far
-            k = torch.cat([past[0], k], dim=2)  # (B, nh, T_past + T, hs)
-            v = torch.cat([past[1], v], dim=2)
-        present = (k, v)
-        mask = causal_mask(T, k.shape[2], x.device)  # (T, T_all) True where a query may look
-        dropout_p = self.dropout if self.training else 0.0
-        if self.fused and not keep_attention:
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
+        return (t.view(B, T, nh, C // nh).transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hs)
+
+    def forward(self, x: torch.Tensor, cache: LayerCache | None = None) -> torch.Tensor:
+        B, T, C = x.shape
+        q, k, v = self.qkv(x)  # (B, nh, T, hs) each
+        T_past = 0
+        if cache is not None:  # earlier tokens' keys and values come from the cache
+            T_past = 0 if cache.k is None else cache.k.shape[2]
+            k, v = cache.extend(k, v)  # (B, nh, T_past + T, hs)
+        dropout_p = self.config.dropout if self.training else 0.0
+        if self.config.fused_attention:
+            if T_past == 0:  # a fresh sequence: the plain causal mask, flash-eligible
+                y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
+            elif T == 1:  # one new token may look at every cached one: no mask needed
+                y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
+            else:  # several new tokens after a cache: an explicit offset mask
+                mask = causal_mask(T, T_past + T, x.device)
+                y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
         else:
-            att = (q @ k.transpose(-2, -1)) * hs ** -0.5  # (B, nh, T, T_all)
-            att = F.softmax(att.masked_fill(~mask, float("-inf")), dim=-1)
-            if keep_attention:
-                self.last_attention = att.detach()
+            att = attention_probabilities(q, k)  # (B, nh, T, T_past + T)
             y = self.attn_dropout(att) @ v  # (B, nh, T, T_all) @ (B, nh, T_all, hs) -> (B, nh, T, hs)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # heads side by side again: (B, T, C)
-        return self.resid_dropout(self.c_proj(y)), present
+        return self.resid_dropout(self.c_proj(y))
+
+    def attention_weights(self, x: torch.Tensor) -> torch.Tensor:
+        """The attention weights (B, nh, T, T) this layer gives input ``x`` (B, T, C): each row
+        says how much a token takes from each earlier one."""
+        q, k, _ = self.qkv(x)
+        return attention_probabilities(q, k)
+
+
+def attention_probabilities(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """softmax(q k^T / sqrt(hs)) with the future masked out; q (B, nh, T, hs), k (B, nh, T_all,
+    hs) -> (B, nh, T, T_all). The last T keys belong to the same tokens as the queries."""
+    T, T_all = q.shape[2], k.shape[2]
+    att = (q @ k.transpose(-2, -1)) * q.shape[-1] ** -0.5  # (B, nh, T, T_all)
+    return F.softmax(att.masked_fill(~causal_mask(T, T_all, q.device), float("-inf")), dim=-1)
 
 
 def causal_mask(T: int, T_all: int, device) -> torch.Tensor:
@@ -174,25 +216,23 @@ class FeedForward(nn.Module):
         self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
         self.dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))  # (B, T, C)
 
 
 class Block(nn.Module):
     """A pre-norm transformer block: x + attention(norm(x)), then x + feed_forward(norm(x))."""
 
-    def __init__(self, config: GPTConfig, fused: bool = True):
+    def __init__(self, config: GPTConfig):
         super().__init__()
         self.ln_1 = nn.LayerNorm(config.n_embd, bias=config.bias)
-        self.attn = CausalSelfAttention(config, fused=fused)
+        self.attn = CausalSelfAttention(config)
         self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
         self.mlp = FeedForward(config)
 
-    def forward(self, x, past: KVCache | None = None, keep_attention: bool = False):
-        a, present = self.attn(self.ln_1(x), past=past, keep_attention=keep_attention)
-        x = x + a  # the residual stream carries x through untouched; blocks add to it
-        x = x + self.mlp(self.ln_2(x))
-        return x, present
+    def forward(self, x: torch.Tensor, cache: LayerCache | None = None) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x), cache)  # the residual stream carries x; blocks add to it
+        return x + self.mlp(self.ln_2(x))  # (B, T, C)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -200,17 +240,46 @@ class Block(nn.Module):
 # ---------------------------------------------------------------------------------------------
 
 
-class GPT(nn.Module):
-    def __init__(self, config: GPTConfig, fused_attention: bool = True):
+class Transformer(nn.Module):
+    """The GPT without its output layer: token ids (B, T) in, the final LayerNorm's output
+    (B, T, C) out. Chapter 09's reward model puts its own head on a copy of it."""
+
+    def __init__(self, config: GPTConfig):
         super().__init__()
         self.config = config
-        self.transformer = nn.ModuleDict(dict(
-            wte=nn.Embedding(config.vocab_size, config.n_embd),  # token embeddings
-            wpe=nn.Embedding(config.block_size, config.n_embd),  # position embeddings
-            drop=nn.Dropout(config.dropout),
-            h=nn.ModuleList(Block(config, fused=fused_attention) for _ in range(config.n_layer)),
-            ln_f=nn.LayerNorm(config.n_embd, bias=config.bias),
-        ))
+        self.wte = nn.Embedding(config.vocab_size, config.n_embd)  # token embeddings
+        self.wpe = nn.Embedding(config.block_size, config.n_embd)  # position embeddings
+        self.drop = nn.Dropout(config.dropout)
+        self.h = nn.ModuleList(Block(config) for _ in range(config.n_layer))
+        self.ln_f = nn.LayerNorm(config.n_embd, bias=config.bias)
+
+    def embed(self, idx: torch.Tensor, start: int = 0) -> torch.Tensor:
+        """Token plus position embeddings of ``idx`` (B, T) at positions start .. start + T - 1."""
+        T = idx.shape[1]
+        if start + T > self.config.block_size:
+            raise ValueError(
+                f"{start + T} tokens do not fit the context window of {self.config.block_size}; "
+                f"crop the input to its last {self.config.block_size} tokens"
+            )
+        pos = torch.arange(start, start + T, device=idx.device)  # (T,)
+        return self.drop(self.wte(idx) + self.wpe(pos))  # (B, T, C)
+
+    def forward(self, idx: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+        """With a ``cache`` (from :meth:`GPT.generate`) ``idx`` holds only the tokens after the
+        cached ones, and the cache grows by them."""
+        x = self.embed(idx, start=cache.length if cache else 0)  # (B, T, C)
+        for i, block in enumerate(self.h):
+            x = block(x, cache.layers[i] if cache else None)  # (B, T, C)
+        if cache:
+            cache.length += idx.shape[1]
+        return self.ln_f(x)  # (B, T, C)
+
+
+class GPT(nn.Module):
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.config = config
+        self.transformer = Transformer(config)
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         # Weight tying: reading a token in (wte) and writing it out (lm_head) share one matrix,
         # which saves vocab_size * n_embd parameters and trains better on small data.
@@ -233,43 +302,25 @@ class GPT(nn.Module):
     def block_size(self) -> int:
         return self.config.block_size
 
-    def set_fused_attention(self, fused: bool) -> None:
-        """Switch every block between F.scaled_dot_product_attention and the explicit path."""
-        for block in self.transformer.h:
-            block.attn.fused = fused
-
     def num_parameters(self, exclude_positions: bool = False) -> int:
-        n = sum(p.numel() for p in self.parameters())  # tied weights are counted once
+        n = count_parameters(self)  # the tied matrix is one tensor, counted once
         return n - self.transformer.wpe.weight.numel() if exclude_positions else n
 
-    def forward(self, idx, targets=None, past: list[KVCache] | None = None,
-                return_cache: bool = False, keep_attention: bool = False):
-        """Logits (B, T, vocab) and the loss when targets are given. With ``past`` (a KV cache
-        from an earlier call) ``idx`` holds only the new tokens, placed after the cached ones."""
-        B, T = idx.shape
-        start = past[0][0].shape[2] if past else 0
-        if start + T > self.config.block_size:
-            raise ValueError(
-                f"{start + T} tokens do not fit the context window of {self.config.block_size}; "
-                f"crop the input to its last {self.config.block_size} tokens"
-            )
-        pos = torch.arange(start, start + T, device=idx.device)  # (T,)
-        x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))  # (B, T, C)
-        presents = []
-        for i, block in enumerate(self.transformer.h):
-            x, present = block(x, past=past[i] if past else None, keep_attention=keep_attention)
-            presents.append(present)
-        logits = self.lm_head(self.transformer.ln_f(x))  # (B, T, vocab)
-        loss = lm_loss(logits, targets)
-        return (logits, loss, presents) if return_cache else (logits, loss)
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
+        """Logits (B, T, vocab) for token ids ``idx`` (B, T), and the loss when ``targets``
+        (B, T) are given (else None)."""
+        logits = self.lm_head(self.transformer(idx))  # (B, T, vocab)
+        return logits, lm_loss(logits, targets)
 
-    def attention_maps(self, idx) -> torch.Tensor:
-        """Attention weights of every layer and head for one forward pass: (n_layer, B, nh, T, T)."""
-        self.forward(idx, keep_attention=True)
-        maps = torch.stack([b.attn.last_attention for b in self.transformer.h])
-        for b in self.transformer.h:
-            b.attn.last_attention = None
-        return maps
+    @torch.no_grad()
+    def attention_maps(self, idx: torch.Tensor) -> torch.Tensor:
+        """Attention weights of every layer and head for ``idx`` (B, T): (n_layer, B, nh, T, T)."""
+        x = self.transformer.embed(idx)  # (B, T, C)
+        maps = []
+        for block in self.transformer.h:
+            maps.append(block.attn.attention_weights(block.ln_1(x)))  # (B, nh, T, T)
+            x = block(x)
+        return torch.stack(maps)
 
     @torch.no_grad()
     def generate(self, idx, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
@@ -285,16 +336,15 @@ class GPT(nn.Module):
         check_prompt(idx)
         was_training = self.training
         self.eval()
-        past = None
+        cache = None
         for _ in range(max_new_tokens):
-            window = idx[:, -self.config.block_size:]  # (B, <= block_size)
-            if use_cache and past is not None and idx.shape[1] <= self.config.block_size:
-                logits, _, past = self(idx[:, -1:], past=past, return_cache=True)  # one new position
-            elif use_cache:
-                logits, _, past = self(window, return_cache=True)  # (re)build the cache
-            else:
-                logits, _ = self(window)
-            next_id = sample_next(logits[:, -1, :], temperature, top_k, top_p, generator)  # (B, 1)
+            if cache is not None and idx.shape[1] <= self.config.block_size:
+                h = self.transformer(idx[:, -1:], cache)  # one new position: (B, 1, C)
+            else:  # the first step, no cache, or a window that slid: read the whole window
+                cache = KVCache(self.config.n_layer) if use_cache else None
+                h = self.transformer(idx[:, -self.config.block_size:], cache)  # (B, T, C)
+            logits = self.lm_head(h[:, -1, :])  # (B, vocab): only the last position is needed
+            next_id = sample_next(logits, temperature, top_k, top_p, generator)  # (B, 1)
             idx = torch.cat([idx, next_id], dim=1)
         self.train(was_training)
         return idx
@@ -302,12 +352,27 @@ class GPT(nn.Module):
     @classmethod
     def from_hf_gpt2(cls, hf_model) -> "GPT":
         """A GPT with the weights of a ``transformers.GPT2LMHeadModel``. HF's GPT-2 stores its
-        projections as Conv1D, (in, out); nn.Linear stores (out, in), so those are transposed."""
+        projections as Conv1D, (in, out); nn.Linear stores (out, in), so those are transposed.
+        Configurations this GPT cannot express are refused rather than copied wrongly."""
         hf = hf_model.config
-        if hf.activation_function not in ("gelu_new", "gelu_pytorch_tanh"):
-            raise ValueError(f"only GPT-2's tanh GELU is supported, not {hf.activation_function!r}")
-        if (hf.n_inner or 4 * hf.n_embd) != 4 * hf.n_embd:
-            raise ValueError(f"this GPT has a 4x wide MLP; n_inner={hf.n_inner} is not supported")
+        unsupported = {
+            "activation_function": (hf.activation_function in ("gelu_new", "gelu_pytorch_tanh"),
+                                    "only GPT-2's tanh GELU"),
+            "n_inner": ((hf.n_inner or 4 * hf.n_embd) == 4 * hf.n_embd, "only a 4x wide MLP"),
+            "tie_word_embeddings": (getattr(hf, "tie_word_embeddings", True),
+                                    "only an output layer tied to the token embedding"),
+            "scale_attn_weights": (getattr(hf, "scale_attn_weights", True),
+                                   "attention always scales by 1/sqrt(head size)"),
+            "scale_attn_by_inverse_layer_idx": (
+                not getattr(hf, "scale_attn_by_inverse_layer_idx", False),
+                "no extra 1/layer scaling of attention"),
+            "add_cross_attention": (not getattr(hf, "add_cross_attention", False),
+                                    "a decoder only, no cross-attention"),
+        }
+        refused = [f"{name}={getattr(hf, name, None)!r} ({why})"
+                   for name, (ok, why) in unsupported.items() if not ok]
+        if refused:
+            raise ValueError("this GPT cannot hold that Hugging Face model: " + "; ".join(refused))
         config = GPTConfig(vocab_size=hf.vocab_size, block_size=hf.n_positions, n_layer=hf.n_layer,
                            n_head=hf.n_head, n_embd=hf.n_embd, dropout=0.0, bias=True)
         model = cls(config)
@@ -331,6 +396,11 @@ class GPT(nn.Module):
         return model
 
 
+def count_parameters(model: nn.Module) -> int:
+    """The number of numbers a model learns. ``parameters()`` yields a shared (tied) tensor once."""
+    return sum(p.numel() for p in model.parameters())
+
+
 def check_prompt(idx: torch.Tensor) -> None:
     if idx.dim() != 2:
         raise ValueError(f"idx must be (batch, time) token ids, got shape {tuple(idx.shape)}")
@@ -346,9 +416,9 @@ def filter_logits(logits: torch.Tensor, top_k: int | None = None, top_p: float |
             raise ValueError(f"top_k must be >= 1, got {top_k}")
         kth = torch.topk(logits, min(top_k, logits.shape[-1]), dim=-1).values[:, -1:]  # (B, 1)
         logits = logits.masked_fill(logits < kth, float("-inf"))
-    if top_p is not None:
-        if not 0.0 < top_p <= 1.0:
-            raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+    if top_p is not None and not 0.0 < top_p <= 1.0:
+        raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+    if top_p is not None and top_p < 1.0:  # 1.0 keeps every token (float sums may not reach 1)
         sorted_logits, order = torch.sort(logits, descending=True, dim=-1)  # (B, vocab)
         probs = F.softmax(sorted_logits, dim=-1)
         before = torch.cumsum(probs, dim=-1) - probs  # probability mass ranked above each token

@@ -1,13 +1,17 @@
-"""Training a language model on a token sequence, and checkpoints that survive a crash.
+"""Training a language model on a token sequence: the config, the loop, the command line.
 
-``train(model, {"train": ..., "val": ...}, preset)`` runs AdamW with warmup + cosine learning
-rate, gradient clipping and a live progress bar, evaluates every ``eval_interval`` steps, stops
-at ``max_iters`` or when the time budget runs out, and returns a ``History``. With
-``checkpoint_dir`` it keeps the best model so far (by validation loss) on disk.
+``train(model, {"train": ..., "val": ...}, cfg)`` runs AdamW with warmup + cosine learning rate,
+gradient clipping and a live progress bar, evaluates every ``eval_interval`` steps and returns a
+``History``. Three promises, each kept by one rule:
 
-A checkpoint folder holds ``model.safetensors`` (weights, with the config, tokenizer and step in
-its metadata, so the one file is always self-consistent), ``config.json`` (the same facts, for
-people to read) and ``optimizer.pt`` (for resuming). Each file is written atomically.
+- **Reproducible.** The learning rate is a function of the step alone. A time budget is turned
+  into a step count before the first real step (by timing a few throw-away steps), so the same
+  seed and step count give the same losses on any machine, however fast.
+- **Exactly data-parallel.** Under torchrun every rank draws the same global batch and trains on
+  its slice, so N processes x batch B take the steps of 1 process x batch N*B.
+- **Faithfully resumable.** With ``checkpoint_dir`` the best weights and the latest full state
+  (optimizer, GradScaler, every random stream) are saved (see ``helpers.checkpoint``); a resumed
+  run continues exactly where the stopped one was.
 
 Run ``python -m helpers.train --help`` for the command line.
 """
@@ -16,38 +20,166 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import json
 import math
+import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
 from torch.nn.parallel import DistributedDataParallel
-from tqdm.auto import tqdm
 
 from helpers import distributed
-from helpers.atomic_io import atomic_path, atomic_write_text
+from helpers.checkpoint import (
+    has_training_state,
+    load_checkpoint,
+    load_training_state,
+    read_checkpoint_meta,
+    save_checkpoint,
+    save_training_state,
+)
 from helpers.data import CharTokenizer, get_batch, load_tiny_shakespeare, train_val_split
+from helpers.describe import Describable
 from helpers.model import GPT, GPTConfig
-from helpers.settings import Preset, pick_device, preset as get_preset, seed_everything
+from helpers.progress import in_notebook, progress_bar
+from helpers.settings import pick_device, seed_everything, smoke_mode
+
+__all__ = ["TrainConfig", "preset", "History", "train", "estimate_loss", "learning_rate",
+           "make_optimizer", "accumulate_gradients", "save_checkpoint", "load_checkpoint",
+           "read_checkpoint_meta", "reference_curve", "main"]
 
 EVAL_SEED = 1234  # every evaluation sees the same batches, so losses compare across steps and runs
+CALIBRATION_STEPS = 5  # timed throw-away steps (after an untimed one) that size a time budget
+
+
+# ---------------------------------------------------------------------------------------------
+# the training config and the presets
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrainConfig(Describable):
+    """One training run: the model's shape (a ``GPTConfig``) and how to train it.
+
+    ``model`` is None for a model that is not a GPT: the bigram of chapter 02 has no layers, heads
+    or width, only a table, so it gets no GPTConfig rather than one with a value that means
+    "not a GPT". It still needs to know how long its training sequences are: ``context_length``.
+    A GPT's sequences are as long as its context (``model.block_size``), so it leaves that None.
+    ``cfg.block_size`` is the length of the training sequences either way.
+    """
+
+    name: str
+    device: str
+    smoke: bool
+    model: GPTConfig | None = None  # vocab_size 65: tiny Shakespeare's characters
+    context_length: int | None = None  # only for a model without a GPTConfig
+    # optimisation; batch_size is per process and per micro-batch
+    batch_size: int = 32
+    max_iters: int = 3000
+    learning_rate: float = 1e-2
+    min_lr: float = 1e-3
+    warmup_iters: int = 0
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    grad_accum_steps: int = 1  # micro-batches per optimizer step (chapter 10)
+    # evaluation and budget
+    eval_interval: int = 300
+    eval_iters: int = 200
+    time_budget: float | None = None  # seconds of training steps; sets max_iters (see train)
+    # speed switches (chapter 10; fused attention is the model's: model.fused_attention)
+    autocast_dtype: str | None = None  # "bfloat16" / "float16" / None
+    compile: bool = False
+    fused_adamw: bool = False  # one kernel for the whole optimizer update
+
+    def __post_init__(self):
+        if (self.model is None) == (self.context_length is None):
+            raise ValueError("give a TrainConfig either model=GPTConfig(...) (a GPT trains on its "
+                             "whole context) or context_length=... (a model without a GPTConfig), "
+                             "not both and not neither")
+
+    @property
+    def block_size(self) -> int:
+        """Tokens per training sequence."""
+        return self.model.block_size if self.model is not None else self.context_length
+
+
+# Full-mode presets on a CPU (2 cores is the reference machine). Each chapter's preset is small
+# enough to train in a few minutes there; the GPU versions are larger where a GPU pays off.
+_CPU = {
+    "bigram": dict(context_length=8, batch_size=32, max_iters=3000, learning_rate=1e-2,
+                   min_lr=1e-2, weight_decay=0.0, eval_interval=300, eval_iters=200),
+    # chapters 04-06: one idea at a time on the same small shape, so the rows of the
+    # loss-per-idea table differ by the idea only
+    "attention": dict(model=dict(block_size=32, n_layer=4, n_head=4, n_embd=64), batch_size=32,
+                      max_iters=3000, learning_rate=1e-3, min_lr=1e-4, warmup_iters=100,
+                      weight_decay=0.0, eval_interval=500, eval_iters=100),
+    # chapter 07: tuned to reach val loss <= 1.70 in under 2 minutes on 2 cores (see bench/)
+    "gpt": dict(model=dict(block_size=64, n_layer=2, n_head=4, n_embd=128, dropout=0.0),
+                batch_size=32, max_iters=1500, learning_rate=6e-3, min_lr=6e-4, warmup_iters=50,
+                weight_decay=0.1, eval_interval=375, eval_iters=30, time_budget=110.0),
+}
+
+_GPU = {
+    "bigram": _CPU["bigram"],
+    "attention": dict(_CPU["attention"], model=dict(block_size=64, n_layer=4, n_head=4, n_embd=128),
+                      batch_size=64),
+    # the published GPU shape (6 layers, 6 heads, 384 wide, context 256, dropout 0.2)
+    "gpt": dict(model=dict(block_size=256, n_layer=6, n_head=6, n_embd=384, dropout=0.2),
+                batch_size=64, max_iters=5000, learning_rate=1e-3, min_lr=1e-4, warmup_iters=100,
+                weight_decay=0.1, eval_interval=500, eval_iters=200, time_budget=None,
+                autocast_dtype="bfloat16", compile=True, fused_adamw=True),
+}
+
+# Smoke mode: a handful of real steps, so every notebook still runs every cell.
+_SMOKE = dict(max_iters=30, eval_interval=10, eval_iters=4, warmup_iters=2, time_budget=None,
+              compile=False)
+_SMOKE_SHAPE = {"attention": dict(n_layer=2, n_embd=32, block_size=16),
+                "gpt": dict(n_layer=2, n_embd=32, block_size=32)}
+_SMOKE_BATCH = {"gpt": 8}
+
+
+def preset(name: str, device: str | None = None) -> TrainConfig:
+    """The training config for chapter preset ``name`` on ``device`` (default: the best one
+    found), shrunk in smoke mode. Print it with ``print(cfg.describe())``."""
+    device = device or pick_device()
+    table = _GPU if device == "cuda" else _CPU
+    if name not in table:
+        raise ValueError(f"unknown preset {name!r}: choose one of {', '.join(sorted(table))}")
+    values = dict(table[name])
+    shape = dict(values.pop("model", None) or {})
+    if device == "mps":  # bf16 autocast and compile are unreliable on MPS; keep the CPU recipe
+        values.update(autocast_dtype=None, compile=False)
+    if smoke_mode():
+        values.update(_SMOKE)
+        if name in _SMOKE_BATCH:
+            values["batch_size"] = _SMOKE_BATCH[name]
+        if shape:
+            shape.update(_SMOKE_SHAPE.get(name, {}))
+    model = GPTConfig(**shape) if shape else None
+    return TrainConfig(name=name, device=device, smoke=smoke_mode(), model=model, **values)
+
+
+# ---------------------------------------------------------------------------------------------
+# the pieces of a training step
+# ---------------------------------------------------------------------------------------------
 
 
 @dataclass
 class History:
-    """What happened during training: one entry per evaluation."""
+    """What happened during training: one entry per evaluation, and how the run was timed."""
 
     steps: list[int] = field(default_factory=list)
     train_loss: list[float] = field(default_factory=list)
     val_loss: list[float] = field(default_factory=list)
     lr: list[float] = field(default_factory=list)
-    elapsed: list[float] = field(default_factory=list)  # seconds since training started
-    tokens_per_second: float = 0.0  # all ranks together
+    elapsed: list[float] = field(default_factory=list)  # wall seconds since training started
+    max_iters: int = 0  # the step count the run planned (from the time budget, if there was one)
+    seconds_per_step: float = 0.0  # measured for the time budget; 0 when there was none
+    tokens_per_second: float = 0.0  # all ranks, training steps only (no evals, saves, 1st step)
     first_step_seconds: float = 0.0  # includes torch.compile's compile time when it is on
-    stopped_by: str = "max_iters"  # or "time_budget"
+    stopped_by: str = "max_iters"  # or "stop_after" (a simulated crash)
 
     @property
     def best_val_loss(self) -> float:
@@ -85,20 +217,17 @@ def estimate_loss(model, data: dict[str, torch.Tensor], block_size: int, batch_s
     return out
 
 
-def learning_rate(step: int, cfg: Preset, elapsed: float = 0.0) -> float:
-    """Linear warmup to ``learning_rate``, then a cosine decay to ``min_lr`` at the end of
-    training: at ``max_iters``, or when the time budget runs out if that comes first (so a run cut
-    short by the clock still ends on a small learning rate, where the loss settles lowest)."""
+def learning_rate(step: int, cfg: TrainConfig) -> float:
+    """Linear warmup to ``learning_rate``, then a cosine decay to ``min_lr`` at ``max_iters``.
+    A function of the step alone: never of the clock, which differs between runs and ranks."""
     if step < cfg.warmup_iters:
         return cfg.learning_rate * (step + 1) / cfg.warmup_iters
-    progress = (step - cfg.warmup_iters) / max(1, cfg.max_iters - cfg.warmup_iters)
-    if cfg.time_budget:
-        progress = max(progress, elapsed / cfg.time_budget)
-    progress = min(1.0, progress)
-    return cfg.min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (cfg.learning_rate - cfg.min_lr)
+    progress = min(1.0, (step - cfg.warmup_iters) / max(1, cfg.max_iters - cfg.warmup_iters))
+    cosine = 0.5 * (1.0 + math.cos(math.pi * progress))  # 1 -> 0
+    return cfg.min_lr + cosine * (cfg.learning_rate - cfg.min_lr)
 
 
-def make_optimizer(model, cfg: Preset) -> torch.optim.AdamW:
+def make_optimizer(model, cfg: TrainConfig) -> torch.optim.AdamW:
     """AdamW with weight decay on matrices only: decaying biases, LayerNorm gains or (for the
     bigram) nothing else buys nothing and can hurt."""
     params = [p for p in model.parameters() if p.requires_grad]
@@ -110,7 +239,19 @@ def make_optimizer(model, cfg: Preset) -> torch.optim.AdamW:
                              fused=cfg.fused_adamw or None)  # None: PyTorch picks its default
 
 
-def accumulate_gradients(forward, micro_batches, device: str, autocast_dtype=None, scaler=None) -> float:
+def rank_batch(tokens, block_size: int, batch_size: int, ranks, device: str, gen):
+    """This rank's ``batch_size`` rows of one global batch. Every rank draws the same
+    ``world_size * batch_size`` windows from the same generator and keeps its own slice, so N
+    processes x B see exactly the examples 1 process x N*B sees, and no two ranks share a row."""
+    if ranks.world_size == 1:
+        return get_batch(tokens, block_size, batch_size, device, generator=gen)
+    x, y = get_batch(tokens, block_size, batch_size * ranks.world_size, "cpu", generator=gen)
+    rows = slice(ranks.rank * batch_size, (ranks.rank + 1) * batch_size)
+    return x[rows].to(device), y[rows].to(device)
+
+
+def accumulate_gradients(forward, micro_batches, device: str, autocast_dtype=None,
+                         scaler=None) -> float:
     """Backpropagate the mean loss over ``micro_batches`` [(x, y), ...]: each micro-batch's loss is
     divided by their number, so the summed gradients equal those of one batch k times larger.
     Under DDP only the last backward averages gradients across ranks (``no_sync`` on the others).
@@ -118,7 +259,8 @@ def accumulate_gradients(forward, micro_batches, device: str, autocast_dtype=Non
     k, total = len(micro_batches), 0.0
     for i, (x, y) in enumerate(micro_batches):
         last = i == k - 1
-        sync = contextlib.nullcontext() if last or not hasattr(forward, "no_sync") else forward.no_sync()
+        no_sync = not last and hasattr(forward, "no_sync")
+        sync = forward.no_sync() if no_sync else contextlib.nullcontext()
         with sync:
             with autocast_context(device, autocast_dtype):
                 _, loss = forward(x, y)
@@ -140,141 +282,180 @@ def optimizer_step(model, optimizer, scaler, grad_clip: float) -> None:
     optimizer.zero_grad(set_to_none=True)
 
 
-def train(model, data: dict[str, torch.Tensor], cfg: Preset, *, checkpoint_dir=None,
+def rng_state(device: str) -> dict:
+    """This process's torch random state (dropout draws from it), CPU and, on a GPU, CUDA."""
+    state = {"cpu": torch.get_rng_state()}
+    if device.startswith("cuda"):
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def set_rng_state(state: dict, device: str) -> None:
+    torch.set_rng_state(state["cpu"])
+    if "cuda" in state and device.startswith("cuda"):
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def synchronize(device: str) -> None:
+    """Wait for the GPU: its work is queued, so a clock read without this times the queueing."""
+    if device.startswith("cuda"):
+        torch.cuda.synchronize(device)
+
+
+# ---------------------------------------------------------------------------------------------
+# the loop
+# ---------------------------------------------------------------------------------------------
+
+
+def train(model, data: dict[str, torch.Tensor], cfg: TrainConfig, *, checkpoint_dir=None,
           tokenizer: CharTokenizer | None = None, resume: bool = False, progress: bool = True,
-          seed: int = 1337) -> History:
-    """Train ``model`` on ``data["train"]``, evaluating on ``data["val"]``; see the module docstring.
-    Under torchrun (``helpers.distributed.setup`` called first) every rank runs this function on
-    its own batches; only rank 0 shows progress and writes checkpoints."""
+          seed: int = 1337, stop_after: int | None = None) -> History:
+    """Train ``model`` on ``data["train"]``, evaluating on ``data["val"]`` (see the module doc).
+
+    ``resume`` continues from ``checkpoint_dir/last`` when it exists. ``stop_after`` stops at that
+    step as a crash would (the latest state saved, no final evaluation), for trying out resume.
+    Under torchrun (``helpers.distributed.setup`` called first) every rank runs this function;
+    only rank 0 shows progress and writes checkpoints."""
     if set(data) != {"train", "val"}:
-        raise ValueError(f"data must be a dict with 'train' and 'val' token tensors, got {sorted(data)}")
+        raise ValueError(f"data must be a dict with 'train' and 'val' token tensors, "
+                         f"got {sorted(data)}")
     ranks, device = distributed.current(), cfg.device
     model.to(device)
-    block_size = cfg.block_size if getattr(model, "block_size", None) is None else model.block_size
+    block_size = getattr(model, "block_size", None) or cfg.block_size
     optimizer = make_optimizer(model, cfg)
+    scaler = torch.amp.GradScaler(device.split(":")[0], enabled=cfg.autocast_dtype == "float16")
+    batches = torch.Generator().manual_seed(seed)  # one stream for all ranks: see rank_batch
     history, start = History(), 0
-    if resume and checkpoint_dir and (Path(checkpoint_dir) / "model.safetensors").exists():
-        start, history = resume_from(checkpoint_dir, model, optimizer)  # already evaluated there
-    # each rank draws its own batches; a resumed run does not repeat the batches it already saw
-    gen = torch.Generator().manual_seed(seed + 1000 * ranks.rank + start)
+    if resume and has_training_state(checkpoint_dir):
+        start, history = restore(checkpoint_dir, model, optimizer, scaler, batches, device, seed)
+    else:
+        torch.manual_seed(seed + 1 + ranks.rank)  # dropout: a stream per rank, none the batches'
     forward = DistributedDataParallel(model) if ranks.world_size > 1 else model
     if cfg.compile:
         forward = torch.compile(forward)
-    scaler = torch.amp.GradScaler(device.split(":")[0], enabled=cfg.autocast_dtype == "float16")
-    bar = tqdm(total=cfg.max_iters, initial=start, disable=not (progress and ranks.is_main),
-               desc=cfg.name, unit="it")
-    # a resumed run continues the clock where it stopped, so a time-based schedule carries on too
-    clock = time.perf_counter() - (history.elapsed[-1] if history.elapsed else 0.0)
-    run_start, tokens = time.perf_counter(), 0
+    tokens_per_step = cfg.grad_accum_steps * cfg.batch_size * block_size * ranks.world_size
+
+    def one_step(step: int, gen) -> float:
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(step, cfg)
+        micro_batches = [rank_batch(data["train"], block_size, cfg.batch_size, ranks, device, gen)
+                         for _ in range(cfg.grad_accum_steps)]
+        loss = accumulate_gradients(forward, micro_batches, device, cfg.autocast_dtype, scaler)
+        optimizer_step(model, optimizer, scaler, cfg.grad_clip)
+        return loss
+
     model.train()
+    if start and history.seconds_per_step:  # resumed: the budget's plan made at step 0 holds
+        cfg = replace(cfg, max_iters=history.max_iters)
+    elif cfg.time_budget:
+        first, per_step = time_throwaway_steps(model, optimizer, scaler, one_step, device)
+        history.first_step_seconds = first
+        history.seconds_per_step = distributed.broadcast_from_main(per_step, device)
+        cfg = replace(cfg, max_iters=plan_steps(cfg, history.seconds_per_step))
+    history.max_iters = cfg.max_iters
+    shown = progress and ranks.is_main
+    say = print if shown else (lambda *a, **k: None)
+    if cfg.time_budget and not (resume and start):
+        say(f"time budget {cfg.time_budget:g} s at {history.seconds_per_step * 1e3:.1f} ms per "
+            f"step (first step {history.first_step_seconds:.1f} s, not counted): "
+            f"{cfg.max_iters} steps")
+    live = shown and _interactive()  # a terminal or notebook gets a bar; a log file gets lines
+    bar = progress_bar(total=cfg.max_iters, desc=cfg.name, initial=start, disable=not live)
+
+    clock = time.perf_counter() - (history.elapsed[-1] if history.elapsed else 0.0)
+    timed_seconds, timed_steps, loss = 0.0, 0, float("nan")
     for step in range(start, cfg.max_iters + 1):
-        elapsed = time.perf_counter() - clock
-        out_of_time = distributed.any_rank(cfg.time_budget is not None and elapsed > cfg.time_budget)
-        due = step % cfg.eval_interval == 0 or step == cfg.max_iters or out_of_time
-        if due and not (history.steps and history.steps[-1] == step):
+        is_eval_step = step % cfg.eval_interval == 0 or step == cfg.max_iters
+        if is_eval_step and not (history.steps and history.steps[-1] == step):
             # every rank evaluates the same batches (cheap), which keeps the ranks in step
             losses = estimate_loss(model, data, block_size, cfg.batch_size, cfg.eval_iters,
                                    device, cfg.autocast_dtype)
             improved = losses["val"] < history.best_val_loss
             for key, value in (("steps", step), ("train_loss", losses["train"]),
-                               ("val_loss", losses["val"]), ("lr", learning_rate(step, cfg, elapsed)),
+                               ("val_loss", losses["val"]), ("lr", learning_rate(step, cfg)),
                                ("elapsed", time.perf_counter() - clock)):
                 getattr(history, key).append(value)
             bar.set_postfix(train=f"{losses['train']:.3f}", val=f"{losses['val']:.3f}")
+            if shown and not live:
+                print(f"step {step}/{cfg.max_iters}: train {losses['train']:.4f}, "
+                      f"val {losses['val']:.4f}, lr {history.lr[-1]:.2e}, "
+                      f"{history.elapsed[-1]:.0f} s", flush=True)
             if checkpoint_dir and improved and ranks.is_main:
                 save_checkpoint(checkpoint_dir, model, tokenizer=tokenizer, step=step,
-                                history=history, optimizer=optimizer, preset=cfg)
-        if step == cfg.max_iters or out_of_time:
-            history.stopped_by = "time_budget" if out_of_time else "max_iters"
+                                history=history, train_config=cfg)
+        stopping = step == cfg.max_iters or step == stop_after
+        if checkpoint_dir and step != start and (is_eval_step or stopping):
+            state = {"step": step, "optimizer": optimizer.state_dict(),
+                     "scaler": scaler.state_dict(), "batches": batches.get_state(),
+                     "rng": distributed.gather_objects(rng_state(device))}  # every rank's
+            if ranks.is_main:
+                save_training_state(checkpoint_dir, model, state, tokenizer=tokenizer,
+                                    history=history, train_config=cfg)
+        if stopping:
+            history.stopped_by = "max_iters" if step == cfg.max_iters else "stop_after"
             break
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(step, cfg, elapsed)
-        micro_batches = [get_batch(data["train"], block_size, cfg.batch_size, device, generator=gen)
-                         for _ in range(cfg.grad_accum_steps)]
-        loss = accumulate_gradients(forward, micro_batches, device, cfg.autocast_dtype, scaler)
-        optimizer_step(model, optimizer, scaler, cfg.grad_clip)
-        if step == start:  # includes torch.compile's compilation when it is on
-            history.first_step_seconds = time.perf_counter() - clock - elapsed
-        tokens += cfg.grad_accum_steps * cfg.batch_size * block_size
+        tick = time.perf_counter()
+        loss = one_step(step, batches)
+        synchronize(device)
+        seconds = time.perf_counter() - tick
+        if step == start:  # compile, allocator warm-up: reported apart, not in tokens/s
+            history.first_step_seconds = history.first_step_seconds or seconds
+        else:
+            timed_seconds, timed_steps = timed_seconds + seconds, timed_steps + 1
         bar.update(1)
         if step % 10 == 0:
             bar.set_postfix(loss=f"{loss:.3f}", val=f"{history.val_loss[-1]:.3f}")
     bar.close()
-    history.tokens_per_second = tokens * ranks.world_size / max(1e-9, time.perf_counter() - run_start)
+    if timed_steps:
+        history.tokens_per_second = tokens_per_step * timed_steps / timed_seconds
     return history
 
 
-# ---------------------------------------------------------------------------------------------
-# checkpoints
-# ---------------------------------------------------------------------------------------------
+def restore(directory, model, optimizer, scaler, batches, device: str, seed: int):
+    """Put the run back as it was at the latest save (``helpers.checkpoint``): weights, optimizer,
+    GradScaler, the batch stream and this rank's dropout stream. Returns (step, history)."""
+    state, meta = load_training_state(directory, model)
+    optimizer.load_state_dict(state["optimizer"])
+    scaler.load_state_dict(state["scaler"])
+    batches.set_state(state["batches"])
+    ranks, step = distributed.current(), state["step"]
+    if len(state["rng"]) == ranks.world_size:
+        set_rng_state(state["rng"][ranks.rank], device)
+    else:  # another number of processes: fresh dropout streams, still one per rank
+        torch.manual_seed(seed + 1 + ranks.rank + ranks.world_size * step)
+    return step, History(**meta["history"])
 
 
-def save_checkpoint(directory, model: GPT, *, tokenizer=None, step: int = 0, history=None,
-                    optimizer=None, preset: Preset | None = None) -> Path:
-    """Write the checkpoint files into ``directory`` (see the module docstring) and return it."""
-    directory = Path(directory)
-    meta = {
-        "model_config": model.config.to_dict(),
-        "tokenizer": tokenizer.to_json() if tokenizer is not None else None,
-        "step": step,
-        "best_val_loss": history.best_val_loss if history else None,
-        "preset": asdict(preset) if preset else None,
-        "history": history.to_dict() if history else None,
-    }
-    if optimizer is not None:  # first, so weights never point at a missing optimizer state
-        with atomic_path(directory / "optimizer.pt") as tmp:
-            torch.save({"step": step, "optimizer": optimizer.state_dict()}, tmp)
-    weights = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()
-               if k != "lm_head.weight"}  # tied to wte: safetensors stores shared memory once
-    with atomic_path(directory / "model.safetensors") as tmp:
-        save_file(weights, tmp, metadata={"course_checkpoint": json.dumps(meta)})
-    atomic_write_text(directory / "config.json", json.dumps(meta, indent=2, default=str))
-    return directory
+def time_throwaway_steps(model, optimizer, scaler, one_step, device: str) -> tuple[float, float]:
+    """(seconds of a first step, mean seconds of the next CALIBRATION_STEPS) on throw-away batches.
+    Weights, optimizer, scaler and random state are put back afterwards, so the real run starts as
+    if this never happened; the first step (compiling, warming caches) is timed apart."""
+    saved = (copy.deepcopy(model.state_dict()), copy.deepcopy(optimizer.state_dict()),
+             scaler.state_dict(), rng_state(device))
+    gen = torch.Generator().manual_seed(0)
+    times = []
+    for _ in range(1 + CALIBRATION_STEPS):
+        tick = time.perf_counter()
+        one_step(0, gen)
+        synchronize(device)
+        times.append(time.perf_counter() - tick)
+    model.load_state_dict(saved[0])
+    optimizer.load_state_dict(saved[1])
+    if saved[2]:
+        scaler.load_state_dict(saved[2])
+    set_rng_state(saved[3], device)
+    return times[0], sum(times[1:]) / CALIBRATION_STEPS
 
 
-def read_checkpoint_meta(directory) -> dict:
-    path = Path(directory) / "model.safetensors"
-    if not path.exists():
-        raise FileNotFoundError(f"no checkpoint in {directory}: {path.name} is missing. Train one "
-                                f"with `python -m helpers.train --out {directory}`.")
-    from safetensors import safe_open
-    with safe_open(path, framework="pt") as f:
-        meta = (f.metadata() or {}).get("course_checkpoint")
-    if meta is None:
-        raise ValueError(f"{path} was not written by helpers.train.save_checkpoint")
-    return json.loads(meta)
+def plan_steps(cfg: TrainConfig, seconds_per_step: float) -> int:
+    """How many steps of ``seconds_per_step`` fit in the time budget, at most ``max_iters``.
+    The budget is for training steps; evaluations and checkpoint writes come on top."""
+    return max(1, min(cfg.max_iters, int(cfg.time_budget / max(seconds_per_step, 1e-9))))
 
 
-def load_checkpoint(directory, model: GPT | None = None, device: str = "cpu"):
-    """``(model, tokenizer)`` from a checkpoint folder. Given a ``model``, the weights load into
-    it, and a config that differs from the model's is an error that names the fields."""
-    meta = read_checkpoint_meta(directory)
-    config = GPTConfig(**meta["model_config"])
-    if model is None:
-        model = GPT(config)
-    elif model.config != config:
-        diff = {k: (v, getattr(model.config, k)) for k, v in config.to_dict().items()
-                if getattr(model.config, k) != v}
-        raise ValueError(f"the checkpoint in {directory} does not fit this model: "
-                         + ", ".join(f"{k} is {a} there but {b} here" for k, (a, b) in diff.items()))
-    state = load_file(Path(directory) / "model.safetensors")
-    state["lm_head.weight"] = state["transformer.wte.weight"]
-    model.load_state_dict(state)
-    tokenizer = CharTokenizer.from_json(meta["tokenizer"]) if meta["tokenizer"] else None
-    return model.to(device), tokenizer
-
-
-def resume_from(directory, model: GPT, optimizer) -> tuple[int, History]:
-    """Load weights and optimizer state; return the step to continue from and the history so far."""
-    meta = read_checkpoint_meta(directory)
-    load_checkpoint(directory, model, device=next(model.parameters()).device)
-    opt_path = Path(directory) / "optimizer.pt"
-    if opt_path.exists():
-        saved = torch.load(opt_path, map_location="cpu", weights_only=True)
-        if saved["step"] == meta["step"]:  # both files from the same save
-            optimizer.load_state_dict(saved["optimizer"])
-    history = History(**meta["history"]) if meta.get("history") else History()
-    return meta["step"], history
+def _interactive() -> bool:
+    """True in a terminal or a notebook (show a live bar), False when output goes to a log file."""
+    return sys.stderr.isatty() or in_notebook()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -282,65 +463,67 @@ def resume_from(directory, model: GPT, optimizer) -> tuple[int, History]:
 # ---------------------------------------------------------------------------------------------
 
 
-def gpt_config_for(cfg: Preset, vocab_size: int) -> GPTConfig:
-    return GPTConfig(vocab_size=vocab_size, block_size=cfg.block_size, n_layer=cfg.n_layer,
-                     n_head=cfg.n_head, n_embd=cfg.n_embd, dropout=cfg.dropout)
-
-
 def main(argv: list[str] | None = None) -> History:
     parser = argparse.ArgumentParser(
         prog="python -m helpers.train",
         description="Train the chapter-07 GPT on tiny Shakespeare and write a checkpoint. "
                     "Runs as one process, or as several under `torchrun --nproc_per_node N`.")
-    parser.add_argument("--preset", default="gpt", help="preset name from helpers.settings (default: gpt)")
+    parser.add_argument("--preset", default="gpt", choices=["attention", "gpt"],
+                        help="training preset from helpers.train.preset (default: gpt)")
     parser.add_argument("--max-iters", type=int, help="override the preset's number of steps")
     parser.add_argument("--time-budget", type=float,
-                        help="stop after this many seconds of training (0: no limit)")
-    parser.add_argument("--eval-interval", type=int, help="override the preset's steps between evaluations")
-    parser.add_argument("--batch-size", type=int, help="override the preset's batch size (per process)")
+                        help="seconds of training steps; fixes the step count (0: no budget)")
+    parser.add_argument("--eval-interval", type=int, help="steps between evaluations")
+    parser.add_argument("--batch-size", type=int, help="override the batch size (per process)")
     parser.add_argument("--grad-accum", type=int, help="micro-batches per optimizer step")
-    parser.add_argument("--device", choices=["cpu", "cuda", "mps"], help="default: the best one found")
+    parser.add_argument("--dropout", type=float, help="override the model's dropout")
+    parser.add_argument("--device", choices=["cpu", "cuda", "mps"],
+                        help="default: the best one found")
     parser.add_argument("--out", required=True, help="checkpoint folder to write")
-    parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from the latest state in --out")
+    parser.add_argument("--stop-after", type=int,
+                        help="stop at this step as a crash would, leaving a state to --resume")
     parser.add_argument("--seed", type=int, default=1337)
     args = parser.parse_args(argv)
 
-    cfg = get_preset(args.preset, pick_device(args.device))
+    cfg = preset(args.preset, pick_device(args.device))
     cfg = replace(cfg, device=distributed.setup(cfg.device))
-    if args.max_iters is not None:
-        cfg = replace(cfg, max_iters=args.max_iters)
+    overrides = {"max_iters": args.max_iters, "eval_interval": args.eval_interval,
+                 "batch_size": args.batch_size, "grad_accum_steps": args.grad_accum}
+    cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
     if args.time_budget is not None:
         cfg = replace(cfg, time_budget=args.time_budget or None)
-    if args.eval_interval is not None:
-        cfg = replace(cfg, eval_interval=args.eval_interval)
-    if args.batch_size is not None:
-        cfg = replace(cfg, batch_size=args.batch_size)
-    if args.grad_accum is not None:
-        cfg = replace(cfg, grad_accum_steps=args.grad_accum)
     ranks = distributed.current()
     say = print if ranks.is_main else (lambda *a, **k: None)
     seed_everything(args.seed)  # the same initial weights on every rank
     text = load_tiny_shakespeare()
     tokenizer = CharTokenizer.from_text(text)
     train_data, val_data = train_val_split(torch.tensor(tokenizer.encode(text), dtype=torch.long))
-    model = GPT(gpt_config_for(cfg, tokenizer.vocab_size), fused_attention=cfg.fused_attention)
-    say(f"{model.num_parameters() / 1e6:.2f}M parameters, {ranks.world_size} process(es), preset:\n"
-        f"{cfg.describe()}")
+    shape = {"vocab_size": tokenizer.vocab_size}
+    if args.dropout is not None:
+        shape["dropout"] = args.dropout
+    cfg = replace(cfg, model=replace(cfg.model, **shape))
+    model = GPT(cfg.model)
+    say(f"{model.num_parameters() / 1e6:.2f}M parameters, {ranks.world_size} process(es) x batch "
+        f"{cfg.batch_size}, preset:\n{cfg.describe()}")
     try:
         history = train(model, {"train": train_data, "val": val_data}, cfg, checkpoint_dir=args.out,
-                        tokenizer=tokenizer, resume=args.resume, seed=args.seed)
+                        tokenizer=tokenizer, resume=args.resume, seed=args.seed,
+                        stop_after=args.stop_after)
     finally:
         distributed.teardown()
     say(f"best val loss {history.best_val_loss:.4f} after {history.elapsed[-1]:.1f}s "
-        f"({history.tokens_per_second:,.0f} tokens/s, stopped by {history.stopped_by}); "
+        f"({history.tokens_per_second:,.0f} tokens/s in training steps, first step "
+        f"{history.first_step_seconds:.2f} s, stopped by {history.stopped_by}); "
         f"checkpoint in {args.out}")
     return history
 
 
-def reference_curve(cfg: Preset) -> dict | None:
+def reference_curve(cfg: TrainConfig) -> dict | None:
     """The validation curve the course's own run of this preset reached on the reference machine
-    (``helpers/reference/<preset>_<device>.json``, the history of the run stored in chapter 07), or None
-    for a preset nobody has measured yet. Plot it behind a run to see whether it is on track."""
+    (``helpers/reference/<preset>_<device>.json``, the history of the run stored in chapter 07),
+    or None for a preset nobody has measured yet. Plot it behind a run to see if it is on track."""
     path = Path(__file__).parent / "reference" / f"{cfg.name}_{cfg.device}.json"
     return json.loads(path.read_text()) if path.exists() and not cfg.smoke else None
 

@@ -29,7 +29,8 @@ def next_token_probs(model, tokenizer, prompt: str, temperature=1.0, top_k=None,
     device = next(model.parameters()).device
     idx = torch.tensor([tokenizer.encode(prompt)[-model.block_size:]], device=device)  # (1, T)
     model.eval()
-    logits = model(idx)[0][:, -1, :].float()  # (1, vocab)
+    logits, _ = model(idx)
+    logits = logits[:, -1, :].float()  # (1, vocab)
     logits = filter_logits(logits / max(temperature, 1e-6), top_k, top_p)
     return F.softmax(logits, dim=-1)[0].cpu()
 

@@ -6,9 +6,9 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 
-from helpers.alignment import (Preferences, RewardModel, bradley_terry_loss, dpo_loss, fit,
+from helpers.alignment import (AlignmentPreset, Preferences, RewardModel, alignment_preset,
+                               bradley_terry_loss, dpo_loss, fit,
                                kl_to_reference, load_reward_model, preference_accuracy,
                                save_reward_model, sequence_logprob, sft_loss, token_kl)
 from helpers.alignment_data import (END, PAD, SEPARATOR, dialogue_turns, encode_dialogues,
@@ -16,7 +16,7 @@ from helpers.alignment_data import (END, PAD, SEPARATOR, dialogue_turns, encode_
                                     last_response_index, preference_pairs, response_mask)
 from helpers.alignment_rl import RLHistory, group_advantages, ppo_clip_loss, rl_step, train_rl
 from helpers.model import GPT, GPTConfig
-from helpers.settings import AlignmentPreset, alignment_preset, preset
+from helpers.train import preset
 
 TEXT = """ROMEO:
 What light through yonder window breaks?
@@ -216,12 +216,21 @@ def test_ppo_clip_loss_is_minus_the_mean_advantage_at_ratio_one_and_clips_beyond
     assert math.isclose(loss.item(), -1.2, rel_tol=1e-6) and torch.equal(moved.grad, torch.zeros(1, 2))
 
 
-def test_chapter_09_checks_accept_right_answers_and_explain_wrong_ones(capsys):
-    from helpers import checks
+@pytest.mark.parametrize("dropout", [False, True])
+def test_dpo_without_dropout_starts_from_an_implicit_reward_of_exactly_zero(char_tokenizer, dropout):
+    """DPO's reference log-probs come from eval mode; a policy trained with dropout on would
+    differ from it by noise at step 0, before learning anything."""
+    policy = GPT(GPTConfig(vocab_size=char_tokenizer.vocab_size, block_size=24, n_layer=1,
+                           n_head=2, n_embd=16, dropout=0.5))
+    reference = copy.deepcopy(policy).eval()
+    ids, mask = encode_dialogues(char_tokenizer, [("Who is there?", "Nay, answer me.")] * 4, 10, 14)
+    ref_logp = sequence_logprob(reference, ids, mask).detach()
+    margins = []
 
-    checks.check_stable_bt_loss(lambda c, r: F.softplus(r - c).mean())
-    checks.check_stable_bt_loss(lambda c, r: -torch.log(torch.sigmoid(c - r)).mean())  # overflows
-    checks.check_implicit_accuracy(lambda pc, pr, rc, rr: ((pc - rc) - (pr - rr) > 0).float().mean())
-    checks.check_implicit_accuracy(lambda pc, pr, rc, rr: (pc > pr).float())  # not one number
-    lines = capsys.readouterr().out.splitlines()
-    assert [line[0] for line in lines] == ["✅", "❌", "✅", "❌"]
+    def batch_loss(rows):
+        logp = sequence_logprob(policy, ids[rows], mask[rows])
+        margins.append((logp - ref_logp[rows]).detach())
+        return -logp.mean()
+
+    fit(policy, batch_loss, len(ids), steps=1, batch_size=4, lr=1e-3, dropout=dropout)
+    assert torch.equal(margins[0], torch.zeros(4)) != dropout

@@ -73,13 +73,13 @@ def test_head_equals_scaled_dot_product_attention(causal):
 
 @pytest.mark.parametrize("fused", [True, False])
 def test_causal_self_attention_equals_scaled_dot_product_attention(fused):
-    attn = randomise_biases(CausalSelfAttention(config(), fused=fused))
+    attn = randomise_biases(CausalSelfAttention(config(fused_attention=fused)))
     x = torch.randn(3, BLOCK, C)
     with torch.no_grad():
         q, k, v = attn.c_attn(x).split(C, dim=2)
         heads = [t.view(3, BLOCK, N_HEAD, HS).transpose(1, 2) for t in (q, k, v)]  # (B, nh, T, hs)
         y = F.scaled_dot_product_attention(*heads, is_causal=True).transpose(1, 2).reshape(3, BLOCK, C)
-        torch.testing.assert_close(attn(x)[0], attn.c_proj(y), atol=ATOL, rtol=ATOL)
+        torch.testing.assert_close(attn(x), attn.c_proj(y), atol=ATOL, rtol=ATOL)
 
 
 def test_fused_attention_equals_nn_multihead_attention_with_copied_weights():
@@ -87,7 +87,7 @@ def test_fused_attention_equals_nn_multihead_attention_with_copied_weights():
     ref = torch_mha_from(attn.c_attn.weight, attn.c_attn.bias, attn.c_proj)
     x = torch.randn(2, BLOCK, C)
     with torch.no_grad():
-        torch.testing.assert_close(attn(x)[0], causal_torch_mha(ref, x), atol=ATOL, rtol=ATOL)
+        torch.testing.assert_close(attn(x), causal_torch_mha(ref, x), atol=ATOL, rtol=ATOL)
 
 
 def test_list_of_heads_equals_nn_multihead_attention_with_copied_weights():
@@ -103,10 +103,10 @@ def test_list_of_heads_equals_nn_multihead_attention_with_copied_weights():
 @pytest.mark.parametrize("fused", [True, False])
 def test_list_of_heads_equals_fused_with_the_same_weights(fused):
     mha = randomise_biases(MultiHeadAttention(C, N_HEAD, BLOCK))
-    attn = list_to_fused(mha, CausalSelfAttention(config(), fused=fused).eval())
+    attn = list_to_fused(mha, CausalSelfAttention(config(fused_attention=fused)).eval())
     x = torch.randn(2, BLOCK, C)
     with torch.no_grad():
-        torch.testing.assert_close(attn(x)[0], mha(x), atol=ATOL, rtol=ATOL)
+        torch.testing.assert_close(attn(x), mha(x), atol=ATOL, rtol=ATOL)
 
 
 def test_attention_maps_are_causal_and_rows_sum_to_one():
@@ -121,20 +121,15 @@ def test_attention_maps_are_causal_and_rows_sum_to_one():
 
 
 def vector_modules():
-    """Modules that map (B, T, C) to (B, T, ·), each returning its main output only."""
+    """Modules that map (B, T, C) to (B, T, ·)."""
     torch.manual_seed(0)
     return {
         "Head": Head(C, HS, BLOCK).eval(),
         "MultiHeadAttention": MultiHeadAttention(C, N_HEAD, BLOCK).eval(),
         "CausalSelfAttention": CausalSelfAttention(config()).eval(),
-        "CausalSelfAttention(explicit)": CausalSelfAttention(config(), fused=False).eval(),
+        "CausalSelfAttention(explicit)": CausalSelfAttention(config(fused_attention=False)).eval(),
         "Block": Block(config()).eval(),
     }
-
-
-def first_output(module, x):
-    out = module(x)
-    return out[0] if isinstance(out, tuple) else out
 
 
 @pytest.mark.parametrize("name", list(vector_modules()))
@@ -145,7 +140,7 @@ def test_changing_a_future_token_leaves_earlier_outputs_alone(name, t):
     changed = x.clone()
     changed[:, t] += torch.randn(2, C)
     with torch.no_grad():
-        before, after = first_output(module, x), first_output(module, changed)
+        before, after = module(x), module(changed)
     torch.testing.assert_close(before[:, :t], after[:, :t], atol=0, rtol=0)  # exactly equal
     assert not torch.allclose(before[:, t], after[:, t]), "the changed token's own output must move"
 
@@ -157,7 +152,7 @@ def test_gpt_logits_before_a_changed_token_do_not_change(t):
     changed = idx.clone()
     changed[:, t] = (idx[:, t] + 1) % 65
     with torch.no_grad():
-        before, after = model(idx)[0], model(changed)[0]
+        (before, _), (after, _) = model(idx), model(changed)
     torch.testing.assert_close(before[:, :t], after[:, :t], atol=0, rtol=0)
     assert not torch.allclose(before[:, t], after[:, t])
 
@@ -179,7 +174,7 @@ def test_without_the_mask_every_position_sees_the_future():
 def test_shapes_for_odd_sizes(name, B, T):
     module = vector_modules()[name]
     with torch.no_grad():
-        out = first_output(module, torch.randn(B, T, C))
+        out = module(torch.randn(B, T, C))
     width = HS if name == "Head" else C
     assert out.shape == (B, T, width)
     assert torch.isfinite(out).all()

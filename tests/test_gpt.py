@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from helpers.model import GPT, GPTConfig, complete, filter_logits, sample_next
+from helpers.model import GPT, GPTConfig, KVCache, complete, filter_logits, sample_next
 
 transformers = pytest.importorskip("transformers")
 
@@ -44,9 +44,9 @@ def test_explicit_attention_path_gives_the_same_logits(hf_and_ours):
     idx = torch.randint(0, 101, (2, 20))
     with torch.no_grad():
         fused, _ = ours(idx)
-        ours.set_fused_attention(False)
+        ours.config.fused_attention = False  # every layer reads the one shared config
         explicit, _ = ours(idx)
-        ours.set_fused_attention(True)
+        ours.config.fused_attention = True
     torch.testing.assert_close(fused, explicit, atol=1e-5, rtol=1e-5)
 
 
@@ -103,15 +103,63 @@ def test_cached_and_uncached_generation_pick_the_same_tokens():
     assert torch.equal(runs[0], runs[1])
 
 
-def test_cached_forward_equals_full_forward():
+def cached_logits(model, idx, split: int):
+    """Logits of idx[:, split:] when idx[:, :split] went through the model first, into a cache."""
+    cache = KVCache(model.config.n_layer)
+    model.transformer(idx[:, :split], cache)
+    assert cache.length == split
+    return model.lm_head(model.transformer(idx[:, split:], cache))
+
+
+@pytest.mark.parametrize("path, split", [
+    ("no cache: is_causal=True, no mask tensor", 0),
+    ("one new token after a cache: no mask at all", 11),
+    ("several new tokens after a cache: an offset mask", 8),
+])
+def test_each_fused_attention_path_equals_the_explicit_maths(path, split):
     torch.manual_seed(0)
     model = GPT(tiny_config()).eval()
     idx = torch.randint(0, 65, (2, 12))
     with torch.no_grad():
-        full, _ = model(idx)
-        _, _, past = model(idx[:, :8], return_cache=True)
-        step, _, _ = model(idx[:, 8:], past=past, return_cache=True)
-    torch.testing.assert_close(step, full[:, 8:], atol=1e-5, rtol=1e-5)
+        model.config.fused_attention = False
+        explicit, _ = model(idx)
+        model.config.fused_attention = True
+        got = model(idx)[0] if split == 0 else cached_logits(model, idx, split)
+    torch.testing.assert_close(got, explicit[:, split:], atol=1e-5, rtol=1e-5)
+
+
+def test_without_a_cache_attention_passes_no_mask_so_flash_can_run(monkeypatch):
+    """PyTorch's flash kernel refuses any attn_mask: training must call SDPA with is_causal."""
+    import torch.nn.functional as F
+    calls = []
+    real = F.scaled_dot_product_attention
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(F, "scaled_dot_product_attention", spy)
+    model = GPT(tiny_config())
+    _, loss = model(torch.randint(0, 65, (2, 12)), torch.randint(0, 65, (2, 12)))
+    loss.backward()
+    assert len(calls) == 2 and all(c.get("is_causal") and c.get("attn_mask") is None for c in calls)
+
+
+def test_top_p_of_one_keeps_every_token_even_where_float_sums_fall_short():
+    torch.manual_seed(0)
+    logits = torch.randn(64, 5000) * 8  # peaked rows: the cumulative sum rounds below 1.0
+    assert torch.isfinite(filter_logits(logits, top_p=1.0)).all()
+
+
+def test_from_hf_gpt2_refuses_what_it_cannot_hold():
+    cfg = dict(vocab_size=11, n_positions=8, n_embd=16, n_layer=1, n_head=2)
+    for bad, match in ((dict(tie_word_embeddings=False), "tie_word_embeddings"),
+                       (dict(scale_attn_by_inverse_layer_idx=True), "scale_attn_by_inverse"),
+                       (dict(scale_attn_weights=False), "scale_attn_weights"),
+                       (dict(activation_function="relu"), "activation_function")):
+        hf = transformers.GPT2LMHeadModel(transformers.GPT2Config(**cfg, **bad))
+        with pytest.raises(ValueError, match=match):
+            GPT.from_hf_gpt2(hf)
 
 
 def test_long_prompts_are_cropped_to_the_context():

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from helpers.model import GPT, GPTConfig
@@ -43,6 +44,7 @@ def test_bf16_autocast_on_cpu_gives_a_finite_loss_close_to_fp32():
     assert abs(bf16.item() - fp32.item()) < 0.05
 
 
+@pytest.mark.slow
 def test_torchrun_with_two_cpu_processes_writes_one_loadable_checkpoint(tmp_path):
     out = tmp_path / "ddp"
     env = {**os.environ, "GPT_COURSE_SMOKE": "1", "OMP_NUM_THREADS": "1"}
@@ -52,8 +54,10 @@ def test_torchrun_with_two_cpu_processes_writes_one_loadable_checkpoint(tmp_path
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     assert result.stdout.count("best val loss") == 1  # only rank 0 reports
-    assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors", "optimizer.pt"]
-    meta = json.loads((out / "config.json").read_text())
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "last", "model.safetensors"]
+    assert sorted(p.name for p in (out / "last").iterdir()) == [
+        "config.json", "model.safetensors", "training_state.pt"]
+    meta = json.loads((out / "last" / "config.json").read_text())
     assert meta["step"] == 4
     model, tokenizer = load_checkpoint(out)  # no "module." prefix from the DDP wrapper
     assert not any(k.startswith("module.") for k in model.state_dict())

@@ -51,26 +51,9 @@ def test_seed_everything_repeats_random_numbers():
     assert settings.torch.equal(a, settings.torch.rand(3))
 
 
-@pytest.mark.parametrize("name", ["bigram", "attention", "gpt"])
-def test_presets_shrink_in_smoke_mode(monkeypatch, name):
-    monkeypatch.setenv("GPT_COURSE_SMOKE", "0")
-    full = settings.preset(name, device="cpu")
-    monkeypatch.setenv("GPT_COURSE_SMOKE", "1")
-    smoke = settings.preset(name, device="cpu")
-    assert smoke.smoke and not full.smoke
-    assert smoke.max_iters < full.max_iters and smoke.eval_iters < full.eval_iters
-    assert name in full.describe()
-
-
-def test_gpu_preset_is_the_published_shape(monkeypatch):
-    monkeypatch.setenv("GPT_COURSE_SMOKE", "0")
-    gpu = settings.preset("gpt", device="cuda")
-    assert (gpu.n_layer, gpu.n_head, gpu.n_embd, gpu.block_size, gpu.dropout) == (6, 6, 384, 256, 0.2)
-
-
-def test_unknown_preset_names_the_choices():
-    with pytest.raises(ValueError, match="bigram"):
-        settings.preset("giant", device="cpu")
+def test_settings_holds_the_environment_only():
+    """Presets live beside the code they configure (helpers.train, .finetune, .alignment)."""
+    assert not [name for name in vars(settings) if "preset" in name.lower()]
 
 
 def test_run_report_says_mode_and_hardware(monkeypatch):

@@ -1,21 +1,34 @@
-"""helpers.train: schedule, optimizer groups, checkpoints that survive crashes, resume, the CLI."""
+"""helpers.train: schedule, optimizer groups, time budgets, checkpoints that survive crashes,
+faithful resume, the CLI."""
 
 import json
 import math
+import time
 from dataclasses import replace
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from helpers import train as train_module
+from helpers.checkpoint import read_checkpoint_meta
 from helpers.model import GPT, GPTConfig
-from helpers.settings import Preset
-from helpers.train import (History, learning_rate, load_checkpoint, make_optimizer, save_checkpoint,
-                           train)
+from helpers.train import (
+    History,
+    TrainConfig,
+    learning_rate,
+    load_checkpoint,
+    make_optimizer,
+    plan_steps,
+    preset,
+    save_checkpoint,
+    train,
+)
 
-CFG = Preset(name="test", device="cpu", smoke=True, block_size=16, n_layer=1, n_head=2, n_embd=16,
-             batch_size=4, max_iters=20, learning_rate=1e-2, min_lr=1e-3, warmup_iters=5,
-             eval_interval=5, eval_iters=2)
+CFG = TrainConfig(name="test", device="cpu", smoke=True,
+                  model=GPTConfig(vocab_size=65, block_size=16, n_layer=1, n_head=2, n_embd=16),
+                  batch_size=4, max_iters=20, learning_rate=1e-2, min_lr=1e-3, warmup_iters=5,
+                  eval_interval=5, eval_iters=2)
 
 
 def small_model(**overrides) -> GPT:
@@ -51,9 +64,37 @@ def test_training_lowers_the_validation_loss(tokens):
     assert history.val_loss[-1] < history.val_loss[0] - 0.3
 
 
-def test_time_budget_stops_training(tokens):
-    history = train(small_model(), tokens, replace(CFG, max_iters=10_000, time_budget=0.5), progress=False)
-    assert history.stopped_by == "time_budget" and history.steps[-1] < 10_000
+def test_a_time_budget_becomes_a_step_count_and_the_schedule_follows_the_step_only(tokens):
+    """The budget fixes max_iters before training (timing throw-away steps that leave no trace);
+    the run is then exactly the run with that max_iters and no budget."""
+    budgeted = train(small_model(dropout=0.1), tokens,
+                     replace(CFG, max_iters=10_000, eval_interval=7, time_budget=0.3), progress=False)
+    n = budgeted.max_iters
+    assert 1 <= n < 10_000 and budgeted.seconds_per_step > 0 and budgeted.steps[-1] == n
+    planned = replace(CFG, max_iters=n, eval_interval=7)
+    assert budgeted.lr == [learning_rate(s, planned) for s in budgeted.steps]
+    plain = train(small_model(dropout=0.1), tokens, planned, progress=False)
+    assert plain.steps == budgeted.steps and plain.val_loss == budgeted.val_loss
+
+
+def test_plan_steps_fits_the_budget_and_never_exceeds_max_iters():
+    cfg = replace(CFG, max_iters=1000, time_budget=10.0)
+    assert plan_steps(cfg, 0.05) == 200
+    assert plan_steps(cfg, 0.001) == 1000
+    assert plan_steps(cfg, 60.0) == 1
+
+
+def test_tokens_per_second_counts_training_steps_only(tokens, monkeypatch):
+    def slow_evaluation(*args, **kwargs):
+        time.sleep(0.3)
+        return {"train": 1.0, "val": 1.0}
+
+    monkeypatch.setattr(train_module, "estimate_loss", slow_evaluation)
+    history = train(small_model(), tokens, replace(CFG, max_iters=5, eval_interval=1), progress=False)
+    tokens_per_step = CFG.batch_size * CFG.block_size
+    assert history.elapsed[-1] > 1.5  # six slow evaluations ...
+    assert history.tokens_per_second > 4 * tokens_per_step / 0.3  # ... none of them counted
+    assert history.first_step_seconds > 0
 
 
 def test_checkpoint_round_trip_gives_identical_logits(tmp_path, char_tokenizer):
@@ -93,16 +134,59 @@ def test_a_crash_mid_run_leaves_the_last_good_checkpoint(tmp_path, tokens, monke
     model, _ = load_checkpoint(tmp_path)
     meta = json.loads((tmp_path / "config.json").read_text())
     assert meta["step"] > 0 and math.isfinite(meta["best_val_loss"])
-    assert not list(tmp_path.glob(".*tmp"))  # no half-written files
+    assert read_checkpoint_meta(tmp_path / "last")["step"] >= meta["step"]  # latest state too
+    assert not list(tmp_path.rglob(".*tmp"))  # no half-written files
 
 
-def test_resume_continues_the_schedule(tmp_path, tokens):
-    first = train(small_model(), tokens, replace(CFG, max_iters=10), checkpoint_dir=tmp_path,
-                  progress=False)
-    resumed = train(small_model(), tokens, replace(CFG, max_iters=20), checkpoint_dir=tmp_path,
-                    resume=True, progress=False)
-    assert first.steps == [0, 5, 10]
-    assert resumed.steps[:3] == first.steps and resumed.steps[-1] == 20  # history carried on
+def cli(tmp_path, *args):
+    return train_module.main(["--preset", "gpt", "--device", "cpu", "--out", str(tmp_path), *args])
+
+
+def test_stop_and_resume_equals_an_uninterrupted_run(tmp_path, monkeypatch):
+    """Dropout on, so the random streams must be restored too, not just weights and optimizer."""
+    monkeypatch.setenv("GPT_COURSE_SMOKE", "1")
+    common = ["--max-iters", "20", "--eval-interval", "5", "--dropout", "0.2"]
+    whole = cli(tmp_path / "whole", *common)
+    stopped = cli(tmp_path / "parts", *common, "--stop-after", "12")
+    assert stopped.stopped_by == "stop_after" and stopped.steps == [0, 5, 10]
+    assert read_checkpoint_meta(tmp_path / "parts" / "last")["step"] == 12  # saved at the stop
+    resumed = cli(tmp_path / "parts", *common, "--resume")
+    assert resumed.steps == whole.steps == [0, 5, 10, 15, 20]
+    assert resumed.val_loss == pytest.approx(whole.val_loss, abs=1e-6)
+    assert resumed.train_loss == pytest.approx(whole.train_loss, abs=1e-6)
+    a = load_file(tmp_path / "whole" / "last" / "model.safetensors")
+    b = load_file(tmp_path / "parts" / "last" / "model.safetensors")
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], atol=1e-6, rtol=0)
+    best = read_checkpoint_meta(tmp_path / "parts")  # the best weights stay where chapter 07 looks
+    assert best["best_val_loss"] == pytest.approx(min(whole.val_loss))
+
+
+def test_a_training_state_from_another_step_is_an_error_naming_both_steps(tmp_path, tokens):
+    train(small_model(), tokens, replace(CFG, max_iters=10), checkpoint_dir=tmp_path, progress=False)
+    state_file = tmp_path / "last" / "training_state.pt"
+    state = torch.load(state_file, weights_only=True)
+    torch.save({**state, "step": 5}, state_file)
+    with pytest.raises(ValueError, match="from step 5 but model.safetensors is from step 10"):
+        train(small_model(), tokens, replace(CFG, max_iters=10), checkpoint_dir=tmp_path,
+              resume=True, progress=False)
+
+
+def test_a_config_needs_a_model_shape_or_a_context_length():
+    assert TrainConfig(name="b", device="cpu", smoke=True, context_length=8).block_size == 8
+    assert CFG.block_size == 16
+    with pytest.raises(ValueError, match="either model"):
+        TrainConfig(name="b", device="cpu", smoke=True)
+    with pytest.raises(ValueError, match="not both"):
+        replace(CFG, context_length=8)
+
+
+def test_describe_shows_the_chosen_fields_only():
+    text = CFG.describe("batch_size", "model.n_embd")
+    assert text.splitlines() == ["batch_size   = 4", "model.n_embd = 16"]
+    assert "model.n_layer" in CFG.describe() and "warmup_iters" in CFG.describe()
+    with pytest.raises(ValueError, match="no field 'batch'"):
+        CFG.describe("batch")
 
 
 def test_cli_trains_and_writes_a_loadable_checkpoint(tmp_path, monkeypatch):
@@ -119,3 +203,34 @@ def test_cli_overrides_the_evaluation_interval_and_lifts_the_time_budget(tmp_pat
     history = train_module.main(["--preset", "gpt", "--max-iters", "3", "--device", "cpu",
                                  "--eval-interval", "1", "--time-budget", "0", "--out", str(tmp_path)])
     assert history.steps == [0, 1, 2, 3] and history.stopped_by == "max_iters"
+
+
+def test_cli_writes_one_line_per_evaluation_to_a_log(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("GPT_COURSE_SMOKE", "1")
+    cli(tmp_path, "--max-iters", "4", "--eval-interval", "2")
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("step ")]
+    assert [line.split(":")[0] for line in lines] == ["step 0/4", "step 2/4", "step 4/4"]
+
+
+@pytest.mark.parametrize("name", ["bigram", "attention", "gpt"])
+def test_presets_shrink_in_smoke_mode(monkeypatch, name):
+    monkeypatch.setenv("GPT_COURSE_SMOKE", "0")
+    full = preset(name, device="cpu")
+    monkeypatch.setenv("GPT_COURSE_SMOKE", "1")
+    smoke = preset(name, device="cpu")
+    assert smoke.smoke and not full.smoke
+    assert smoke.max_iters < full.max_iters and smoke.eval_iters < full.eval_iters
+    assert name in full.describe()
+    assert (full.model is None) == (name == "bigram")  # the bigram is not a GPT
+
+
+def test_gpu_preset_is_the_published_shape(monkeypatch):
+    monkeypatch.setenv("GPT_COURSE_SMOKE", "0")
+    gpu = preset("gpt", device="cuda")
+    shape = gpu.model
+    assert (shape.n_layer, shape.n_head, shape.n_embd, shape.block_size, shape.dropout) == (6, 6, 384, 256, 0.2)
+
+
+def test_unknown_preset_names_the_choices():
+    with pytest.raises(ValueError, match="bigram"):
+        preset("giant", device="cpu")

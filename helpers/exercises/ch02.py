@@ -1,0 +1,64 @@
+"""Chapter 02 (bigram model): the loss of a uniform guess and greedy decoding."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from helpers.exercises.verdict import (
+    Verdict,
+    as_number,
+    call,
+    describe,
+    device_of,
+    exercise,
+    failed,
+    passed,
+)
+
+
+@exercise("ex-02-uniform", expects="one number, the cross-entropy")
+def check_uniform_loss(uniform_loss) -> Verdict:
+    """``uniform_loss(V)`` should be the cross-entropy of a guess that gives each token 1/V."""
+    for vocab_size in (2, 65, 50257):
+        answer = call(uniform_loss, vocab_size)
+        got = as_number(answer)
+        if got is None:
+            return failed(f"uniform_loss({vocab_size}) returned {describe(answer)}, not a number")
+        if not abs(got - math.log(vocab_size)) < 1e-6:
+            return failed(f"uniform_loss({vocab_size}) gave {got:.4f}",
+                          f"a uniform guess gives the right token probability 1/{vocab_size}; "
+                          "the loss is minus the log of that probability")
+    return passed("uniform_loss(V) = ln V for V = 2, 65 and 50,257")
+
+
+def last_logits(model, idx: torch.Tensor) -> torch.Tensor:
+    """The model's logits for the last position, (B, vocab), whether it returns (logits, loss)
+    or the logits alone."""
+    out = model(idx)
+    logits = out[0] if isinstance(out, tuple) else out
+    return logits[:, -1, :]
+
+
+@exercise("ex-02-greedy", expects="a (1, 21) tensor of token ids: the prompt and 20 new tokens")
+def check_greedy(greedy, model) -> Verdict:
+    """``greedy(model, idx, n)`` should append n tokens, each the argmax of the logits."""
+    start = torch.zeros((1, 1), dtype=torch.long, device=device_of(model))
+    with torch.no_grad():
+        got = call(greedy, model, start.clone(), 20)
+        if not isinstance(got, torch.Tensor) or tuple(got.shape) != (1, 21):
+            return failed(f"greedy(model, idx, 20) from one token returns (1, 21), got "
+                          f"{describe(got)}", "append one token per step to idx and return it")
+        if got.dtype != torch.long:
+            return failed(f"token ids are integers (torch.long), got {got.dtype}",
+                          "append the index of the best token, not its logit or probability")
+        if not torch.equal(got[:, :1], start):
+            return failed("the result starts with the prompt", "append to idx; do not replace it")
+        for t in range(20):
+            best = last_logits(model, got[:, : t + 1]).argmax(dim=-1)  # (1,)
+            if best.item() != got[0, t + 1].item():
+                return failed(f"new token {t + 1} is not the most likely one after the tokens "
+                              "before it", "feed the whole sequence so far to the model, read "
+                              "the logits of its last position and take the best token")
+    return passed("every new token is the argmax of the logits before it")

@@ -1,0 +1,27 @@
+"""The plots that chapters 03-06 use (their exercise checks are tested in test_exercises.py)."""
+
+import matplotlib.pyplot as plt
+
+from helpers.plots import compare_losses, plot_gradient_norms
+from helpers.train import History
+
+
+def history(offset: float) -> History:
+    return History(steps=[0, 10, 20], train_loss=[4.0 - offset, 3.0, 2.5],
+                   val_loss=[4.1, 3.2, 2.8 + offset])
+
+
+def test_compare_losses_draws_one_line_per_run_and_train_curves_on_request():
+    ax = compare_losses({"a": history(0.0), "b": history(0.1)})
+    assert [line.get_label() for line in ax.get_lines()] == ["a", "b"]
+    ax = compare_losses({"a": history(0.0), "b": history(0.1)}, train=True)
+    assert len(ax.get_lines()) == 4
+    assert ax.get_lines()[1].get_linestyle() == "--"
+    plt.close("all")
+
+
+def test_plot_gradient_norms_uses_a_log_scale_and_numbers_layers_from_one():
+    ax = plot_gradient_norms({"plain": [1e-9, 1e-3, 1.0], "residual": [1.0, 1.0, 1.0]})
+    assert ax.get_yscale() == "log"
+    assert list(ax.get_lines()[0].get_xdata()) == [1, 2, 3]
+    plt.close("all")
