@@ -17,13 +17,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
-from tqdm.auto import tqdm
 
 from helpers.alignment_data import (END, encode_prompts, kindness, last_response_index,
                                     preference_pairs, response_mask, response_texts)
 from helpers.atomic_io import atomic_path, atomic_write_text
 from helpers.describe import Describable
 from helpers.model import GPT, GPTConfig
+from helpers.progress import progress_bar
 from helpers.settings import pick_device, smoke_mode
 
 # --- the chapter's hyperparameters ---------------------------------------------------------------
@@ -288,13 +288,15 @@ def fit(model, batch_loss, n_examples: int, steps: int, batch_size: int, lr: flo
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     model.train(dropout)
     losses = []
-    for _ in tqdm(range(steps), desc=desc, unit="step"):
-        idx = torch.randint(n_examples, (batch_size,), generator=gen)  # (batch_size,)
-        loss = batch_loss(idx)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimizer.step()
-        losses.append(loss.item())
+    with progress_bar(steps, desc=desc, unit="step") as bar:
+        for _ in range(steps):
+            idx = torch.randint(n_examples, (batch_size,), generator=gen)  # (batch_size,)
+            loss = batch_loss(idx)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            optimizer.step()
+            losses.append(loss.item())
+            bar.update()
     model.eval()
     return losses

@@ -20,11 +20,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 
 import torch
-from tqdm.auto import tqdm
 
 from helpers.alignment import (kl_to_reference, logprobs_of_next, next_token_logits, reply_kl,
                                sample_responses, token_logprobs)
 from helpers.alignment_data import END, kindness, response_texts
+from helpers.progress import progress_bar
 
 
 def group_advantages(total: torch.Tensor, k: int) -> torch.Tensor:
@@ -116,18 +116,23 @@ def train_rl(policy, reference, reward_model, train_prompts: torch.Tensor,
     gen = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.AdamW(policy.parameters(), lr=cfg.rl_lr, weight_decay=0.0)
     history = RLHistory(kl_coef=kl_coef)
-    for step in tqdm(range(cfg.rl_steps + 1), desc=f"RL, kl_coef={kl_coef}", unit="round"):
-        if step % cfg.eval_every == 0 or step == cfg.rl_steps:
-            scores = evaluate_policy(policy, reference, reward_model, eval_prompts, tokenizer,
-                                     cfg.response_chars, seed=seed + 1)
-            history.eval_steps.append(step)
-            for key in ("labeler", "reward", "kl"):
-                getattr(history, f"eval_{key}").append(scores[key])
-        if step == cfg.rl_steps:
-            break
-        rows = torch.randint(len(train_prompts), (cfg.rl_prompts_per_step,), generator=gen)
-        stats = rl_step(policy, reference, reward_model, optimizer, train_prompts[rows], cfg,
-                        end_id, gen)
-        history.train_reward.append(stats["reward"])
-        history.train_kl.append(stats["kl"])
+
+    def evaluate(step: int) -> None:
+        scores = evaluate_policy(policy, reference, reward_model, eval_prompts, tokenizer,
+                                 cfg.response_chars, seed=seed + 1)
+        history.eval_steps.append(step)
+        for key in ("labeler", "reward", "kl"):
+            getattr(history, f"eval_{key}").append(scores[key])
+
+    with progress_bar(cfg.rl_steps, desc=f"RL, kl_coef={kl_coef}", unit="round") as bar:
+        for step in range(cfg.rl_steps):
+            if step % cfg.eval_every == 0:
+                evaluate(step)
+            rows = torch.randint(len(train_prompts), (cfg.rl_prompts_per_step,), generator=gen)
+            stats = rl_step(policy, reference, reward_model, optimizer, train_prompts[rows], cfg,
+                            end_id, gen)
+            history.train_reward.append(stats["reward"])
+            history.train_kl.append(stats["kl"])
+            bar.update()
+        evaluate(cfg.rl_steps)  # and once more after the last round
     return history

@@ -115,10 +115,12 @@ _CPU = {
     "attention": dict(model=dict(block_size=32, n_layer=4, n_head=4, n_embd=64), batch_size=32,
                       max_iters=3000, learning_rate=1e-3, min_lr=1e-4, warmup_iters=100,
                       weight_decay=0.0, eval_interval=500, eval_iters=100),
-    # chapter 07: tuned to reach val loss <= 1.70 in under 2 minutes on 2 cores (see bench/)
+    # chapter 07: tuned to reach val loss <= 1.70 in under 2 minutes on 2 cores (see bench/).
+    # The budget is a cap for slower machines: the reference machine fits all 1,500 steps in it
+    # with room to spare, so timing noise there never changes the step count (or the losses).
     "gpt": dict(model=dict(block_size=64, n_layer=2, n_head=4, n_embd=128, dropout=0.0),
                 batch_size=32, max_iters=1500, learning_rate=6e-3, min_lr=6e-4, warmup_iters=50,
-                weight_decay=0.1, eval_interval=375, eval_iters=30, time_budget=110.0),
+                weight_decay=0.1, eval_interval=375, eval_iters=30, time_budget=120.0),
 }
 
 _GPU = {
