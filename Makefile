@@ -4,15 +4,20 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help lab book test bench clean test-colab test-latest fork
+.PHONY: help lab book test check lint bench run-notebooks clean test-colab test-latest fork student verify
 help:
 	@echo "make lab    install, then open JupyterLab on notebooks/"
 	@echo "make book   install, then build the site into _build/html (notebooks keep their outputs)"
 	@echo "make test   install, then run every test: helpers, notebooks (smoke mode), book, browser"
+	@echo "make check  install, then the fast tests only (no notebooks, book, browser, DDP): < 1 min"
+	@echo "make lint   install, then ruff: lint and format check of helpers/, bench/, tests/, tools/"
 	@echo "make bench  install, then run the benchmarks in bench/ (full size, takes minutes)"
 	@echo "make test-colab   Colab's runtime versions in .venv-colab: setup step adds, changes nothing; nbval"
 	@echo "make test-latest  the newest releases, unpinned, in .venv-latest: nbval over every notebook"
 	@echo "make fork URL=https://github.com/you/gpt-course   point badges, setup cells, _config.yml at a fork"
+	@echo "make run-notebooks NB=notebooks/07_full_gpt.ipynb   re-run chapters in full mode, store outputs"
+	@echo "make student  the student edition (no solutions) in _build/student/notebooks"
+	@echo "make verify [CHAPTER=07]   run chapters in full mode (scratch copies), compare figures with bands"
 	@echo "make clean  remove _build/ and the smoke-mode runs"
 
 $(STAMP): requirements.txt pyproject.toml
@@ -33,12 +38,35 @@ book: $(STAMP)
 test: $(STAMP)
 	GPT_COURSE_SMOKE=1 OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadfile
 
+# The tests marked slow (notebooks, book, browser, JupyterLab, DDP, Trainer runs) are left out.
+check: $(STAMP)
+	GPT_COURSE_SMOKE=1 OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadfile -m "not slow" tests
+
+lint: $(STAMP)
+	$(BIN)/ruff check helpers bench tests tools
+	$(BIN)/ruff format --check helpers bench tests tools
+
 bench: $(STAMP)
 	$(BIN)/python bench/train_speed.py
 	$(BIN)/python bench/kv_cache.py
+	$(BIN)/python bench/scaling.py
+
+# Re-run chapters top to bottom in full mode and store their outputs (one at a time: timings).
+run-notebooks: $(STAMP)
+	@test -n "$(NB)" || { echo "usage: make run-notebooks NB='notebooks/07_full_gpt.ipynb ...'"; exit 2; }
+	$(BIN)/python tools/execute_notebooks.py $(NB)
 
 clean:
 	rm -rf _build runs/smoke
+
+# For instructors (book/for-instructors.md). Grading needs no target: python -m helpers.grade NB.
+student: $(STAMP)
+	$(BIN)/python tools/student_edition.py
+
+# Full mode, one chapter at a time, into _build/verify/ (notebooks/ keeps its stored outputs);
+# the recorded figures are compared with helpers/reference/figures_<device>.json.
+verify: $(STAMP)
+	$(BIN)/python tools/verify.py $(CHAPTER)
 
 # The notebooks on Google Colab's runtime: a fresh .venv-colab with Colab's versions
 # (tools/colab-runtime.txt, Colab's pip too) and the test runner; then the notebooks' own setup

@@ -10,7 +10,10 @@ Each row adds its switch to the best configuration so far, and keeps it only if 
 on hardware where a switch hurts (bf16 on a CPU without bf16 instructions) the later rows are
 not measured with that handicap.
 
-    python bench/scaling.py [--device cpu|cuda] [--steps 40] [--no-compile]
+    python bench/scaling.py [--device cpu|cuda] [--steps 40] [--no-compile] [--json PATH]
+
+``--json PATH`` also writes the rows (label, settings, tokens/s, ratio, steady seconds per step,
+peak memory, first-step seconds, kept) and the hardware, for ``helpers.speedups.conclusions``.
 
 On a CPU the model is chapter 07's CPU preset, and a last row trains the best configuration with
 DDP on 2 processes (gloo), each with half the threads. On a GPU it is the GPU preset (6x6x384,
@@ -26,6 +29,7 @@ import resource
 import subprocess
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 import torch
 
@@ -85,9 +89,14 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--no-compile", action="store_true",
-                        help="leave out the torch.compile row (compiling takes a minute on 2 cores)")
+                        help="leave out the torch.compile row (compiling takes a minute on 2 "
+                        "cores)")
+    parser.add_argument("--json", type=Path, metavar="PATH",
+                        help="also write the measured rows and the hardware to this JSON file")
     parser.add_argument("--row", help=argparse.SUPPRESS)  # internal: run one row and print JSON
     args = parser.parse_args()
+    if args.steps < 2:
+        parser.error("--steps must be at least 2: the first step is timed apart from the rest")
     if args.row is not None:
         from helpers import distributed
         distributed.setup(args.device)
@@ -97,35 +106,54 @@ def main() -> None:
         distributed.teardown()
         return
 
+    from helpers.atomic_io import atomic_write_text
     from helpers.settings import hardware
+    from helpers.speedups import cpu_features
     from helpers.train import preset
     cfg = preset("gpt", args.device)
     shape = cfg.model
+    tokens_per_step = cfg.grad_accum_steps * cfg.batch_size * shape.block_size  # one process
+    rows = []
     memory = "peak alloc" if args.device == "cuda" else "peak RSS"
     print(f"{hardware()}; preset {shape.n_layer}x{shape.n_head}x{shape.n_embd}, context "
           f"{shape.block_size}, batch {cfg.batch_size}; {args.steps} steps per row\n")
     print(f"{'':<36}{'tokens/s':>10}{'ratio':>8}{memory:>14}{'first step':>12}")
 
-    def show(label, r, verdict=""):
-        print(f"{label:<36}{r['tokens_per_second']:>10,.0f}{r['tokens_per_second'] / first:>7.2f}x"
-              f"{r['peak_bytes'] / 2**20:>10,.0f} MiB{r['first_step_seconds']:>11.1f}s  {verdict}",
-              flush=True)
+    def show(label, result, settings, switch=None, kept=None, processes=1):
+        """Print one line of the table and keep the row for --json."""
+        ratio = result["tokens_per_second"] / first
+        verdict = "" if switch in (None, "ddp") else "kept" if kept else "slower: left off below"
+        print(f"{label:<36}{result['tokens_per_second']:>10,.0f}{ratio:>7.2f}x"
+              f"{result['peak_bytes'] / 2**20:>10,.0f} MiB{result['first_step_seconds']:>11.1f}s"
+              f"  {verdict}", flush=True)
+        rows.append({"label": label, "switch": switch, "settings": settings,
+                     "processes": processes, **result, "ratio": ratio, "kept": kept,
+                     "seconds_per_step": tokens_per_step * processes / result["tokens_per_second"]})
 
     label, kept = BASELINE
     best = in_subprocess(args.device, args.steps, kept)
     first = best["tokens_per_second"]
-    show(label, best)
+    show(label, best, kept, kept=True)
     for label, switch in SWITCHES:
         if args.no_compile and switch.get("compile"):
             continue
         trial = in_subprocess(args.device, args.steps, {**kept, **switch})
         faster = trial["tokens_per_second"] > best["tokens_per_second"]
-        show(label, trial, "kept" if faster else "slower: left off below")
+        show(label, trial, {**kept, **switch}, switch=next(iter(switch)), kept=faster)
         if faster:
             kept, best = {**kept, **switch}, trial
-    if args.device == "cpu":
-        show("DDP, 2 processes (gloo), best above", in_subprocess(args.device, args.steps, kept, nproc=2))
-
+    if args.device == "cpu":  # not a switch on top: compared with the best single process
+        ddp = in_subprocess(args.device, args.steps, kept, nproc=2)
+        show("DDP, 2 processes (gloo), best above", ddp, kept, switch="ddp", processes=2)
+    if args.json:
+        table = {"hardware": hardware(), "features": cpu_features().describe(),
+                 "device": args.device, "steps": args.steps, "tokens_per_step": tokens_per_step,
+                 "preset": {"n_layer": shape.n_layer, "n_head": shape.n_head,
+                            "n_embd": shape.n_embd, "block_size": shape.block_size,
+                            "batch_size": cfg.batch_size},
+                 "rows": rows}
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(args.json, json.dumps(table, indent=2) + "\n")
 
 if __name__ == "__main__":
     main()

@@ -9,12 +9,15 @@ would take on the whole N x B batch. GPUs talk over NCCL; CPUs over gloo.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
 
-from helpers.settings import launched_by_torchrun
+from helpers.settings import REPO_ROOT, child_environment, launched_by_torchrun
 
 
 @dataclass(frozen=True)
@@ -79,3 +82,15 @@ def gather_objects(obj) -> list:
 def teardown() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def launch(nproc: int, *args, cwd=REPO_ROOT) -> subprocess.CompletedProcess:
+    """Run ``torchrun --standalone --nproc_per_node nproc ARGS...`` on this machine and return the
+    finished process (output captured; an error if any rank fails). On a CPU the cores are split
+    between the ranks: N processes that each use every core would slow one another down many
+    times over."""
+    threads = str(max(1, (os.cpu_count() or 1) // nproc))
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               f"--nproc_per_node={nproc}", *map(str, args)]
+    return subprocess.run(command, capture_output=True, text=True, check=True, cwd=cwd,
+                          env=child_environment(OMP_NUM_THREADS=threads))

@@ -25,3 +25,11 @@ def empty_data_dir(tmp_path, monkeypatch):
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+def pytest_collection_modifyitems(items):
+    """Every notebook cell (nbval) counts as slow: `make check` leaves the notebooks out,
+    `make test` runs them."""
+    for item in items:
+        if item.path.suffix == ".ipynb":
+            item.add_marker(pytest.mark.slow)

@@ -80,3 +80,13 @@ def test_two_processes_train_to_the_weights_of_one_process_with_twice_the_batch(
     one = load_file(tmp_path / "one" / "last" / "model.safetensors")
     for name in one:
         torch.testing.assert_close(ddp[name], one[name], atol=1e-5, rtol=1e-4)
+
+
+def test_launch_splits_the_cores_between_the_ranks(monkeypatch):
+    calls = []
+    monkeypatch.setattr(distributed.subprocess, "run", lambda cmd, **kw: calls.append((cmd, kw)))
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    distributed.launch(2, "-m", "helpers.train", "--max-iters", 3)
+    cmd, kw = calls[0]
+    assert cmd[1:5] == ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    assert cmd[-2:] == ["--max-iters", "3"] and kw["env"]["OMP_NUM_THREADS"] == "4" and kw["check"]

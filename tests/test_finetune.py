@@ -184,6 +184,7 @@ def test_finetune_preset_smoke_cpu_and_gpu(monkeypatch):
 
 # --- fine-tune, save, reload ---------------------------------------------------------------------
 
+@pytest.mark.slow  # a Hugging Face Trainer run
 def test_a_saved_classifier_reloads_and_predicts_the_same_labels(minilm_path, tokenizer, tmp_path):
     from transformers import Trainer, TrainingArguments, pipeline
 
@@ -208,6 +209,7 @@ def test_a_saved_classifier_reloads_and_predicts_the_same_labels(minilm_path, to
     assert after == before.tolist()
 
 
+@pytest.mark.slow  # a Hugging Face Trainer run
 def test_group_by_length_reorders_predictions_and_plain_arguments_keep_the_order(
         minilm_path, tokenizer, tmp_path):
     """Chapter 08 predicts with plain TrainingArguments because, in this transformers, the

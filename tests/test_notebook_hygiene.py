@@ -142,6 +142,14 @@ def test_stored_outputs_are_from_full_mode(nb):
 
 
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
+def test_the_kernelspec_says_python_3(nb):
+    """Lab, Colab and VS Code pick the kernel from this; without it they guess by language."""
+    spec = json.loads(nb.read_text(encoding="utf-8"))["metadata"].get("kernelspec", {})
+    assert spec.get("name") == "python3" and spec.get("language") == "python", (
+        f"{nb.name}: kernelspec is {spec!r}; tools/execute_notebooks.py writes it")
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
 def test_title_badge_goals_and_summary(nb):
     all_cells = cells(nb)
     first = source(all_cells[0])

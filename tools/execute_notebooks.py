@@ -1,0 +1,43 @@
+"""Run chapters top to bottom in full mode and store their outputs: how the stored runs are made.
+
+    python tools/execute_notebooks.py notebooks/07_full_gpt.ipynb [more notebooks ...]
+
+Each notebook runs in a fresh kernel started in notebooks/, one at a time (timing-sensitive
+cells must have the machine to themselves), with its widgets' state stored so that the book can
+show them. The kernelspec is written into each notebook so Lab, Colab and VS Code pick Python 3.
+Smoke mode must be off: this writes the outputs readers see.
+"""
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+
+
+def execute(path: Path) -> float:
+    """Execute ``path`` in place; return the seconds it took."""
+    nb = nbformat.read(path, as_version=4)
+    start = time.perf_counter()
+    NotebookClient(nb, timeout=None, kernel_name="python3", store_widget_state=True,
+                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    nb.metadata["kernelspec"] = KERNELSPEC
+    nbformat.write(nb, path)
+    return time.perf_counter() - start
+
+
+def main(paths: list[str]) -> None:
+    if os.environ.get("GPT_COURSE_SMOKE", "0") not in ("", "0"):
+        sys.exit("GPT_COURSE_SMOKE is set: stored outputs must come from a full run; unset it")
+    if not paths:
+        sys.exit(__doc__)
+    for path in map(Path, paths):
+        print(f"{path.name}: {execute(path.resolve()):.0f} s", flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

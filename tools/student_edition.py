@@ -1,0 +1,138 @@
+"""Write the student edition: every chapter without its solutions, ready to hand out.
+
+    python tools/student_edition.py [--out _build/student/notebooks]      (or: make student)
+
+From each notebooks/NN_*.ipynb it writes a copy in which
+- the solutions are gone: the cells from a ``{solution-start}`` marker to its ``{solution-end}``
+  (text before the start marker and after the end marker stays) and every ``{solution}`` block
+  of a markdown cell; the exercise statements and their stub cells stay, so each check prints
+  a cross with a hint until the learner's answer is right;
+- outputs are cleared, except those of the cells whose result the text states exactly: the
+  deterministic cells that start with ``# NBVAL_CHECK_OUTPUT`` (nbval compares them, and a learner
+  can compare their own run with them), and any cell tagged ``keep-output``. Everything else
+  (losses, timings, samples, plots, widgets) a learner's own run produces, and it differs from
+  machine to machine;
+- the Colab badge points at the student copy: ``student_edition.path`` in _config.yml, in the
+  repository of ``repository.url`` (the setup cell clones that repository, as before).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+import nbformat
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "_build" / "student" / "notebooks"
+SOLUTION_BLOCK = re.compile(r"^(`{3,}|:{3,})\{solution\}.*?^\1[ \t]*$\n?", re.MULTILINE | re.DOTALL)
+START = re.compile(r"^(`{3,}|:{3,})\{solution-start\}", re.MULTILINE)
+END = re.compile(r"^(`{3,}|:{3,})\{solution-end\}.*?^\1[ \t]*$\n?", re.MULTILINE | re.DOTALL)
+
+
+def student_path(root: Path = ROOT) -> str:
+    """Where the student copies live in the repository (``student_edition.path``)."""
+    config = yaml.safe_load((root / "_config.yml").read_text(encoding="utf-8"))
+    return str((config.get("student_edition") or {}).get("path", "student/notebooks")).strip("/")
+
+
+def keeps_output(cell) -> bool:
+    return cell.source.startswith("# NBVAL_CHECK_OUTPUT") or "keep-output" in cell.metadata.get(
+        "tags", []
+    )
+
+
+def without_solutions(cells: list) -> list:
+    """The cells with every solution removed (see the module docstring)."""
+    kept, inside = [], False
+    for cell in cells:
+        text = cell.source
+        if cell.cell_type == "markdown" and not inside and (start := START.search(text)):
+            inside, before, text = True, text[: start.start()], text[start.start() :]
+            if before.strip():  # text before the marker stays, as a cell of its own
+                kept.append(_with_source(cell, before.rstrip("\n")))
+                if "id" in cell:
+                    kept[-1].id = f"{cell.id[:56]}-before"
+        if inside:  # skip up to the end marker, which may sit in the same cell
+            end = END.search(text) if cell.cell_type == "markdown" else None
+            if end is None:
+                continue
+            inside, text = False, text[end.end() :].lstrip("\n")
+        if cell.cell_type == "markdown":
+            text = SOLUTION_BLOCK.sub("", text)
+            if text != cell.source:
+                text = re.sub(r"\n{3,}", "\n\n", text).strip("\n")
+            if not text.strip():
+                continue
+        kept.append(_with_source(cell, text) if text != cell.source else cell)
+    if inside:
+        raise ValueError("a {solution-start} has no {solution-end}")
+    return kept
+
+
+def _with_source(cell, source: str):
+    copy = nbformat.from_dict(cell)
+    copy.source = source
+    return copy
+
+
+def student_notebook(nb, name: str, repo_url: str, branch: str, path: str):
+    """A student copy of the notebook ``nb`` (read with nbformat), named ``name``."""
+    nb = nbformat.from_dict(nb)
+    nb.cells = without_solutions(nb.cells)
+    for cell in nb.cells:
+        cell.metadata.pop("execution", None)  # timings of the author's run
+        if cell.cell_type == "code":
+            cell.execution_count = None
+            if not keeps_output(cell):
+                cell.outputs = []
+            for out in cell.outputs:
+                if "execution_count" in out:
+                    out.execution_count = None
+    nb.metadata.pop("widgets", None)  # the widgets' state went with their outputs
+    repo = repo_url.removeprefix("https://github.com/")
+    badge = f"colab.research.google.com/github/{repo}/blob/{branch}/"
+    nb.cells[0].source = nb.cells[0].source.replace(
+        f"{badge}notebooks/{name}", f"{badge}{path}/{name}"
+    )
+    return nb
+
+
+def build(out: Path = OUT, root: Path = ROOT) -> list[Path]:
+    """Write the student edition of every chapter into ``out``; returns the files written."""
+    config = yaml.safe_load((root / "_config.yml").read_text(encoding="utf-8"))
+    repository = config["repository"]
+    url, branch = repository["url"].rstrip("/"), repository.get("branch", "main")
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for source in sorted((root / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        nb = student_notebook(
+            nbformat.read(source, as_version=4), source.name, url, branch, student_path(root)
+        )
+        nbformat.validate(nb)
+        nbformat.write(nb, out / source.name)
+        written.append(out / source.name)
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--out", type=Path, default=OUT, help="folder to write (default %(default)s)"
+    )
+    args = parser.parse_args(argv)
+    written = build(args.out)
+    where = args.out.resolve()
+    shown = where.relative_to(ROOT) if where.is_relative_to(ROOT) else where
+    print(
+        f"wrote {len(written)} student notebooks to {shown}; "
+        f"their Colab badges point at {student_path()}/ in the repository"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
