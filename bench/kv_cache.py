@@ -2,7 +2,8 @@
 
 The model has the chapter-07 GPU shape (6 layers, 6 heads, 384 wide) with a 1,024-token window,
 so all 756 positions fit and the cache can do its job (past the window, a model with learned
-positions must recompute anyway; see chapter 07). Same seed, so the tokens must be identical.
+positions must recompute anyway; see chapter 07). The prompt is the start of the validation text;
+same seed, so the tokens must be identical.
 
     python bench/kv_cache.py [--new-tokens 500] [--prompt 256]
 """
@@ -15,6 +16,7 @@ from dataclasses import replace
 
 import torch
 
+from helpers.data import load_splits
 from helpers.model import GPT
 from helpers.settings import hardware
 from helpers.train import preset
@@ -22,8 +24,13 @@ from helpers.train import preset
 
 def timed_generate(model, prompt, new_tokens: int, use_cache: bool):
     start = time.perf_counter()
-    out = model.generate(prompt, new_tokens, top_k=10, use_cache=use_cache,
-                         generator=torch.Generator().manual_seed(0))
+    out = model.generate(
+        prompt,
+        new_tokens,
+        top_k=10,
+        use_cache=use_cache,
+        generator=torch.Generator().manual_seed(0),
+    )
     return out, time.perf_counter() - start
 
 
@@ -32,18 +39,27 @@ def main() -> None:
     parser.add_argument("--new-tokens", type=int, default=500)
     parser.add_argument("--prompt", type=int, default=256)
     args = parser.parse_args()
+    shakespeare = load_splits()
     torch.manual_seed(0)
-    shape = replace(preset("gpt", "cuda").model, block_size=1024, dropout=0.0)  # GPU preset's shape
+    shape = replace(
+        preset("gpt", "cuda").model,
+        block_size=1024,
+        dropout=0.0,  # GPU preset's shape
+        vocab_size=shakespeare.tokenizer.vocab_size,
+    )
     model = GPT(shape).eval()
-    prompt = torch.randint(0, 65, (1, args.prompt))
+    prompt = shakespeare.val[None, : args.prompt]  # (1, T)
     cached, t_cached = timed_generate(model, prompt, args.new_tokens, use_cache=True)
     recomputed, t_recomputed = timed_generate(model, prompt, args.new_tokens, use_cache=False)
     print(f"{hardware()}, {torch.get_num_threads()} threads")
-    print(f"{args.new_tokens} new tokens after a {args.prompt}-token prompt, "
-          f"{shape.n_layer}x{shape.n_head}x{shape.n_embd} GPT")
+    print(
+        f"{args.new_tokens} new tokens after a {args.prompt}-token prompt, "
+        f"{shape.n_layer}x{shape.n_head}x{shape.n_embd} GPT"
+    )
     print(f"KV cache:   {t_cached:7.2f} s ({args.new_tokens / t_cached:6.1f} tokens/s)")
     print(f"recompute:  {t_recomputed:7.2f} s ({args.new_tokens / t_recomputed:6.1f} tokens/s)")
-    print(f"speed-up:   {t_recomputed / t_cached:7.1f}x, identical tokens: {torch.equal(cached, recomputed)}")
+    same = torch.equal(cached, recomputed)
+    print(f"speed-up:   {t_recomputed / t_cached:7.1f}x, identical tokens: {same}")
 
 
 if __name__ == "__main__":

@@ -34,8 +34,10 @@ from pathlib import Path
 import torch
 
 # the first row is the baseline; each later row is one switch tried on top of those kept so far
-BASELINE = ("explicit attention, fp32", dict(fused_attention=False, autocast_dtype=None,
-                                             compile=False, fused_adamw=False))
+BASELINE = (
+    "explicit attention, fp32",
+    dict(fused_attention=False, autocast_dtype=None, compile=False, fused_adamw=False),
+)
 MODEL_SWITCHES = {"fused_attention"}  # fields of the GPTConfig; the rest are TrainConfig's
 SWITCHES = [
     ("+ fused attention (SDPA)", dict(fused_attention=True)),
@@ -47,28 +49,40 @@ SWITCHES = [
 
 def run_row(device: str, steps: int, settings: dict) -> dict:
     """Train for ``steps`` steps in this process and report throughput and memory."""
-    from helpers.data import CharTokenizer, load_tiny_shakespeare, train_val_split
+    from helpers.data import load_splits
     from helpers.model import GPT
     from helpers.train import preset, train
 
     cfg = preset("gpt", device)
     shape = {k: v for k, v in settings.items() if k in MODEL_SWITCHES}
     knobs = {k: v for k, v in settings.items() if k not in MODEL_SWITCHES}
-    text = load_tiny_shakespeare()
-    tok = CharTokenizer.from_text(text)
-    train_data, val_data = train_val_split(torch.tensor(tok.encode(text), dtype=torch.long))
-    cfg = replace(cfg, **knobs, model=replace(cfg.model, vocab_size=tok.vocab_size, **shape),
-                  max_iters=steps, eval_interval=steps, eval_iters=1, time_budget=None,
-                  warmup_iters=0)
+    shakespeare = load_splits()
+    cfg = replace(
+        cfg,
+        **knobs,
+        model=replace(cfg.model, vocab_size=shakespeare.tokenizer.vocab_size, **shape),
+        max_iters=steps,
+        eval_interval=steps,
+        eval_iters=1,
+        time_budget=None,
+        warmup_iters=0,
+    )
     torch.manual_seed(0)
     model = GPT(cfg.model)
     # tokens/s counts the training steps only: not the evaluations at step 0 and at the end, not
     # the first step (compilation, allocator warm-up), which is reported apart
-    history = train(model, {"train": train_data, "val": val_data}, cfg, progress=False)
-    peak = (torch.cuda.max_memory_allocated() if device == "cuda"
-            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
-    return {"tokens_per_second": history.tokens_per_second, "peak_bytes": peak,
-            "first_step_seconds": history.first_step_seconds, "final_loss": history.train_loss[-1]}
+    history = train(model, shakespeare.as_dict(), cfg, progress=False)
+    peak = (
+        torch.cuda.max_memory_allocated()
+        if device == "cuda"
+        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    )
+    return {
+        "tokens_per_second": history.tokens_per_second,
+        "peak_bytes": peak,
+        "first_step_seconds": history.first_step_seconds,
+        "final_loss": history.train_loss[-1],
+    }
 
 
 def in_subprocess(device: str, steps: int, settings: dict, nproc: int = 1) -> dict:
@@ -77,8 +91,15 @@ def in_subprocess(device: str, steps: int, settings: dict, nproc: int = 1) -> di
         cmd = [sys.executable, __file__, *args]
         env = dict(os.environ)
     else:  # DDP: split the cores between the processes
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-               f"--nproc_per_node={nproc}", __file__, *args]
+        cmd = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc_per_node={nproc}",
+            __file__,
+            *args,
+        ]
         env = {**os.environ, "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 2) // nproc))}
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True).stdout
     return json.loads(out.strip().splitlines()[-1])
@@ -88,17 +109,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--steps", type=int, default=40)
-    parser.add_argument("--no-compile", action="store_true",
-                        help="leave out the torch.compile row (compiling takes a minute on 2 "
-                        "cores)")
-    parser.add_argument("--json", type=Path, metavar="PATH",
-                        help="also write the measured rows and the hardware to this JSON file")
+    parser.add_argument(
+        "--no-compile",
+        action="store_true",
+        help="leave out the torch.compile row (compiling takes a minute on 2 cores)",
+    )
+    parser.add_argument(
+        "--json",
+        type=Path,
+        metavar="PATH",
+        help="also write the measured rows and the hardware to this JSON file",
+    )
     parser.add_argument("--row", help=argparse.SUPPRESS)  # internal: run one row and print JSON
     args = parser.parse_args()
     if args.steps < 2:
         parser.error("--steps must be at least 2: the first step is timed apart from the rest")
     if args.row is not None:
         from helpers import distributed
+
         distributed.setup(args.device)
         result = run_row(args.device, args.steps, json.loads(args.row))
         if distributed.current().is_main:
@@ -110,25 +138,40 @@ def main() -> None:
     from helpers.settings import hardware
     from helpers.speedups import cpu_features
     from helpers.train import preset
+
     cfg = preset("gpt", args.device)
     shape = cfg.model
     tokens_per_step = cfg.grad_accum_steps * cfg.batch_size * shape.block_size  # one process
     rows = []
     memory = "peak alloc" if args.device == "cuda" else "peak RSS"
-    print(f"{hardware()}; preset {shape.n_layer}x{shape.n_head}x{shape.n_embd}, context "
-          f"{shape.block_size}, batch {cfg.batch_size}; {args.steps} steps per row\n")
+    print(
+        f"{hardware()}; preset {shape.n_layer}x{shape.n_head}x{shape.n_embd}, context "
+        f"{shape.block_size}, batch {cfg.batch_size}; {args.steps} steps per row\n"
+    )
     print(f"{'':<36}{'tokens/s':>10}{'ratio':>8}{memory:>14}{'first step':>12}")
 
     def show(label, result, settings, switch=None, kept=None, processes=1):
         """Print one line of the table and keep the row for --json."""
         ratio = result["tokens_per_second"] / first
         verdict = "" if switch in (None, "ddp") else "kept" if kept else "slower: left off below"
-        print(f"{label:<36}{result['tokens_per_second']:>10,.0f}{ratio:>7.2f}x"
-              f"{result['peak_bytes'] / 2**20:>10,.0f} MiB{result['first_step_seconds']:>11.1f}s"
-              f"  {verdict}", flush=True)
-        rows.append({"label": label, "switch": switch, "settings": settings,
-                     "processes": processes, **result, "ratio": ratio, "kept": kept,
-                     "seconds_per_step": tokens_per_step * processes / result["tokens_per_second"]})
+        print(
+            f"{label:<36}{result['tokens_per_second']:>10,.0f}{ratio:>7.2f}x"
+            f"{result['peak_bytes'] / 2**20:>10,.0f} MiB{result['first_step_seconds']:>11.1f}s"
+            f"  {verdict}",
+            flush=True,
+        )
+        rows.append(
+            {
+                "label": label,
+                "switch": switch,
+                "settings": settings,
+                "processes": processes,
+                **result,
+                "ratio": ratio,
+                "kept": kept,
+                "seconds_per_step": tokens_per_step * processes / result["tokens_per_second"],
+            }
+        )
 
     label, kept = BASELINE
     best = in_subprocess(args.device, args.steps, kept)
@@ -146,14 +189,24 @@ def main() -> None:
         ddp = in_subprocess(args.device, args.steps, kept, nproc=2)
         show("DDP, 2 processes (gloo), best above", ddp, kept, switch="ddp", processes=2)
     if args.json:
-        table = {"hardware": hardware(), "features": cpu_features().describe(),
-                 "device": args.device, "steps": args.steps, "tokens_per_step": tokens_per_step,
-                 "preset": {"n_layer": shape.n_layer, "n_head": shape.n_head,
-                            "n_embd": shape.n_embd, "block_size": shape.block_size,
-                            "batch_size": cfg.batch_size},
-                 "rows": rows}
+        table = {
+            "hardware": hardware(),
+            "features": cpu_features().describe(),
+            "device": args.device,
+            "steps": args.steps,
+            "tokens_per_step": tokens_per_step,
+            "preset": {
+                "n_layer": shape.n_layer,
+                "n_head": shape.n_head,
+                "n_embd": shape.n_embd,
+                "block_size": shape.block_size,
+                "batch_size": cfg.batch_size,
+            },
+            "rows": rows,
+        }
         args.json.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(args.json, json.dumps(table, indent=2) + "\n")
+
 
 if __name__ == "__main__":
     main()

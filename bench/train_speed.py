@@ -15,23 +15,28 @@ from dataclasses import replace
 
 import torch
 
+from helpers.data import get_batch, load_splits
 from helpers.model import GPT
 from helpers.settings import hardware
-from helpers.train import autocast_context, make_optimizer, preset
+from helpers.train import TrainConfig, autocast_context, make_optimizer, preset
 
 
-def tokens_per_second(cfg, steps: int, fused: bool = True, dtype: str | None = None) -> float:
-    """Full training steps (forward, backward, AdamW) on random tokens, after 3 warm-up steps.
-    Nothing but training steps is inside the timed loop (no evaluation, no data loading)."""
+def tokens_per_second(
+    cfg: TrainConfig, tokens: torch.Tensor, steps: int, fused: bool = True, dtype: str | None = None
+) -> float:
+    """Full training steps (forward, backward, AdamW) on one batch of ``tokens``, after 3 warm-up
+    steps. Nothing but training steps is inside the timed loop (no evaluation, no data loading)."""
     torch.manual_seed(0)
     model = GPT(replace(cfg.model, fused_attention=fused))
     optimizer = make_optimizer(model, cfg)
-    x = torch.randint(0, cfg.model.vocab_size, (cfg.batch_size, cfg.block_size))  # (B, T)
+    x, y = get_batch(
+        tokens, cfg.block_size, cfg.batch_size, generator=torch.Generator().manual_seed(0)
+    )
     for step in range(steps + 3):
         if step == 3:
             start = time.perf_counter()
         with autocast_context("cpu", dtype):
-            _, loss = model(x, x)
+            _, loss = model(x, y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -42,13 +47,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=30)
     args = parser.parse_args()
+    shakespeare = load_splits()
     cpu = preset("gpt", device="cpu")
-    baby = replace(cpu, model=replace(cpu.model, n_layer=4, n_head=4, n_embd=128, block_size=64),
-                   batch_size=12)
+    cpu = replace(cpu, model=replace(cpu.model, vocab_size=shakespeare.tokenizer.vocab_size))
+    baby = replace(
+        cpu, model=replace(cpu.model, n_layer=4, n_head=4, n_embd=128, block_size=64), batch_size=12
+    )
     shape = cpu.model
     rows = [
-        (f"CPU preset {shape.n_layer}x{shape.n_head}x{shape.n_embd}, T={shape.block_size}, "
-         f"B={cpu.batch_size}, fused", cpu, True, None),
+        (
+            f"CPU preset {shape.n_layer}x{shape.n_head}x{shape.n_embd}, T={shape.block_size}, "
+            f"B={cpu.batch_size}, fused",
+            cpu,
+            True,
+            None,
+        ),
         ("CPU preset, explicit attention", cpu, False, None),
         ("CPU preset, fused, bf16 autocast", cpu, True, "bfloat16"),
         ("baby 4x4x128, T=64, B=12, fused", baby, True, None),
@@ -57,7 +70,7 @@ def main() -> None:
     print(f"{hardware()}, {torch.get_num_threads()} threads, {args.steps} steps per row\n")
     first = None
     for label, cfg, fused, dtype in rows:
-        tps = tokens_per_second(cfg, args.steps, fused, dtype)
+        tps = tokens_per_second(cfg, shakespeare.train, args.steps, fused, dtype)
         first = first or tps
         print(f"{label:<52} {tps:>10,.0f} tokens/s   {tps / first:5.2f}x")
 

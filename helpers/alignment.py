@@ -4,6 +4,12 @@ Notation: x is a prompt, y a response of tokens y_1..y_n, pi the policy being tr
 pi_ref the frozen supervised fine-tuned (SFT) model, r(x, y) a reward model's scalar score,
 sigma the logistic function. ``ids`` (B, L) hold prompt and response in the chat format of
 ``helpers.alignment_data``; ``mask`` (B, L) is True on the response tokens.
+
+Chapter 09 lives in three modules, one job each, read in the chapter's order:
+``alignment_data`` (text: dialogue turns, the chat format and its masks, the labeler),
+``alignment`` (models and losses: the preset, SFT, the reward model, DPO, KL, the training loop
+``fit``) and ``alignment_rl`` (the PPO-style RL loop built on those). One package would only
+add an ``__init__`` and longer imports; each module is read in one sitting as it is.
 """
 
 from __future__ import annotations
@@ -18,8 +24,15 @@ import torch.nn as nn
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
-from helpers.alignment_data import (END, encode_prompts, kindness, last_response_index,
-                                    preference_pairs, response_mask, response_texts)
+from helpers.alignment_data import (
+    END,
+    encode_prompts,
+    kindness,
+    last_response_index,
+    preference_pairs,
+    response_mask,
+    response_texts,
+)
 from helpers.atomic_io import atomic_path, atomic_write_text
 from helpers.describe import Describable
 from helpers.model import GPT, GPTConfig
@@ -70,10 +83,22 @@ class AlignmentPreset(Describable):
 
 
 # Smoke mode: a few steps of each stage, in the smoke GPT's 32-character context.
-_ALIGNMENT_SMOKE = dict(prompt_chars=14, response_chars=18, sft_steps=10, sft_batch_size=8,
-                        preference_prompts=32, held_out_preference_prompts=16, rm_steps=10,
-                        rm_batch_size=8, rl_steps=4, rl_prompts_per_step=4, dpo_steps=4,
-                        dpo_batch_size=8, eval_prompts=16, eval_every=2)
+_ALIGNMENT_SMOKE = dict(
+    prompt_chars=14,
+    response_chars=18,
+    sft_steps=10,
+    sft_batch_size=8,
+    preference_prompts=32,
+    held_out_preference_prompts=16,
+    rm_steps=10,
+    rm_batch_size=8,
+    rl_steps=4,
+    rl_prompts_per_step=4,
+    dpo_steps=4,
+    dpo_batch_size=8,
+    eval_prompts=16,
+    eval_every=2,
+)
 
 
 def alignment_preset(device: str | None = None) -> AlignmentPreset:
@@ -123,13 +148,20 @@ def sft_loss(model, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def sample_responses(model, prompts: torch.Tensor, response_chars: int, end_id: int,
-                     generator: torch.Generator | None = None, chunk: int = 512):
+def sample_responses(
+    model,
+    prompts: torch.Tensor,
+    response_chars: int,
+    end_id: int,
+    generator: torch.Generator | None = None,
+    chunk: int = 512,
+):
     """Sample one reply per prompt row (B, P) at temperature 1, ``chunk`` rows at a time: ids
     (B, P + response_chars) and the response mask (True up to and including the first
     end-of-turn token)."""
-    ids = torch.cat([model.generate(part, response_chars, generator=generator)
-                     for part in prompts.split(chunk)])  # (B, P + R)
+    ids = torch.cat(
+        [model.generate(part, response_chars, generator=generator) for part in prompts.split(chunk)]
+    )  # (B, P + R)
     return ids, response_mask(ids, prompts.shape[1], end_id)
 
 
@@ -145,7 +177,7 @@ class Preferences:
     pairs: torch.Tensor  # (n_pairs, 2)
 
     def side(self, which: int, rows: torch.Tensor):
-        """ids and mask of the chosen (which=0) or rejected (which=1) reply of the pairs ``rows``."""
+        """ids and mask of the chosen (which=0) or rejected (which=1) reply of pairs ``rows``."""
         picked = self.pairs[rows, which]
         return self.ids[picked], self.mask[picked]
 
@@ -156,8 +188,13 @@ def collect_preferences(model, tokenizer, prompts: list[str], cfg, seed: int = 0
     k = cfg.samples_per_prompt
     prompt_ids = encode_prompts(tokenizer, prompts, cfg.prompt_chars).repeat_interleave(k, dim=0)
     prompt_ids = prompt_ids.to(next(model.parameters()).device)
-    ids, mask = sample_responses(model, prompt_ids, cfg.response_chars, tokenizer.encode(END)[0],
-                                 torch.Generator().manual_seed(seed))
+    ids, mask = sample_responses(
+        model,
+        prompt_ids,
+        cfg.response_chars,
+        tokenizer.encode(END)[0],
+        torch.Generator().manual_seed(seed),
+    )
     replies = response_texts(tokenizer, ids, mask)
     scores = torch.tensor([kindness(r) for r in replies]).view(len(prompts), k)  # (N, K)
     pairs = torch.tensor(preference_pairs(scores), dtype=torch.long).view(-1, 2)
@@ -193,8 +230,10 @@ def save_reward_model(directory, model: RewardModel) -> None:
     weights = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     with atomic_path(Path(directory) / "reward_model.safetensors") as tmp:
         save_file(weights, tmp)
-    atomic_write_text(Path(directory) / "reward_model.json",
-                      json.dumps({"model_config": model.config.to_dict()}, indent=2))
+    atomic_write_text(
+        Path(directory) / "reward_model.json",
+        json.dumps({"model_config": model.config.to_dict()}, indent=2),
+    )
 
 
 def load_reward_model(directory, device: str = "cpu") -> RewardModel:
@@ -209,8 +248,10 @@ def load_reward_model(directory, device: str = "cpu") -> RewardModel:
 def preference_accuracy(reward_model, prefs: Preferences, chunk: int = 512) -> float:
     """The share of pairs where the reward model scores the chosen reply higher (nan: no pairs)."""
     rows = torch.arange(len(prefs.pairs))
-    wins = [reward_model(*prefs.side(0, part)) > reward_model(*prefs.side(1, part))
-            for part in rows.split(chunk)]
+    wins = [
+        reward_model(*prefs.side(0, part)) > reward_model(*prefs.side(1, part))
+        for part in rows.split(chunk)
+    ]
     return torch.cat(wins).float().mean().item() if wins else float("nan")
 
 
@@ -234,10 +275,17 @@ def pair_logprobs(model, prefs: Preferences, chunk: int = 512):
     return chosen, rejected
 
 
-def dpo_loss(policy_chosen, policy_rejected, ref_chosen, ref_rejected, beta: float) -> torch.Tensor:
+def dpo_loss(
+    policy_chosen: torch.Tensor,
+    policy_rejected: torch.Tensor,
+    ref_chosen: torch.Tensor,
+    ref_rejected: torch.Tensor,
+    beta: float,
+) -> torch.Tensor:
     """DPO: -log sigma(beta * [(log pi(y_c|x) - log pi_ref(y_c|x))
-                                - (log pi(y_r|x) - log pi_ref(y_r|x))]), mean over pairs. Arguments are sequence log-probs (B,). It is the Bradley-Terry loss with the
-    implicit reward r(x, y) = beta * log(pi(y|x) / pi_ref(y|x)): the policy is its own reward model."""
+                                - (log pi(y_r|x) - log pi_ref(y_r|x))]), mean over pairs.
+    Arguments are sequence log-probs (B,). It is the Bradley-Terry loss with the implicit reward
+    r(x, y) = beta * log(pi(y|x) / pi_ref(y|x)): the policy is its own reward model."""
     margin = (policy_chosen - ref_chosen) - (policy_rejected - ref_rejected)  # (B,)
     return -F.logsigmoid(beta * margin).mean()
 
@@ -270,8 +318,17 @@ def reply_kl(policy_logits: torch.Tensor, ref_logits: torch.Tensor, mask: torch.
 # --- a generic training loop ----------------------------------------------------------------------
 
 
-def fit(model, batch_loss, n_examples: int, steps: int, batch_size: int, lr: float,
-        seed: int = 0, desc: str = "", dropout: bool = True) -> list[float]:
+def fit(
+    model,
+    batch_loss,
+    n_examples: int,
+    steps: int,
+    batch_size: int,
+    lr: float,
+    seed: int = 0,
+    desc: str = "",
+    dropout: bool = True,
+) -> list[float]:
     """AdamW on ``batch_loss(indices)`` for ``steps`` batches of random example indices, with
     gradient clipping at norm 1; returns the loss of each step. SFT, the reward model and DPO
     differ only in their ``batch_loss``. With no examples (say, a labeler that found no pair to

@@ -14,11 +14,18 @@ The chat format puts a prompt turn and a response turn into one fixed-width wind
 
 The labeler stands in for human raters: it prefers the kinder reply, by a rule anyone can
 check by eye (see :func:`kindness`).
+
+Chapter 09 lives in three modules, one job each, read in the chapter's order:
+``alignment_data`` (text: dialogue turns, the chat format and its masks, the labeler),
+``alignment`` (models and losses: the preset, SFT, the reward model, DPO, KL, the training loop
+``fit``) and ``alignment_rl`` (the PPO-style RL loop built on those). One package would only
+add an ``__init__`` and longer imports; each module is read in one sitting as it is.
 """
 
 from __future__ import annotations
 
 import re
+from itertools import pairwise
 
 import torch
 
@@ -41,8 +48,9 @@ def dialogue_turns(text: str) -> list[tuple[str, str]]:
         lines = block.strip("\n").split("\n")
         if len(lines) >= 2 and lines[0].endswith(":"):
             speeches.append((lines[0][:-1], lines[1:]))
-    return [(said[-1], reply[0]) for (who, said), (other, reply) in zip(speeches, speeches[1:])
-            if who != other]
+    return [
+        (said[-1], reply[0]) for (who, said), (other, reply) in pairwise(speeches) if who != other
+    ]
 
 
 def keep_last_words(line: str, width: int) -> str:
@@ -67,7 +75,9 @@ def keep_first_words(line: str, width: int) -> str:
 
 def format_prompt(prompt: str, prompt_chars: int) -> str:
     """The prompt turn: the prompt's last words, the separator, left-padded to ``prompt_chars``."""
-    return (keep_last_words(prompt, prompt_chars - len(SEPARATOR)) + SEPARATOR).rjust(prompt_chars, PAD)
+    return (keep_last_words(prompt, prompt_chars - len(SEPARATOR)) + SEPARATOR).rjust(
+        prompt_chars, PAD
+    )
 
 
 def format_response(response: str, response_chars: int) -> str:
@@ -111,19 +121,26 @@ def last_response_index(mask: torch.Tensor) -> torch.Tensor:
 
 def response_texts(tokenizer, ids: torch.Tensor, mask: torch.Tensor) -> list[str]:
     """The replies as text, without the end-of-turn newline."""
-    return [tokenizer.decode(row[m].tolist()).removesuffix(END) for row, m in zip(ids, mask)]
+    return [
+        tokenizer.decode(row[m].tolist()).removesuffix(END)
+        for row, m in zip(ids, mask, strict=True)
+    ]
 
 
 # --- the labeler ------------------------------------------------------------------------------
 
 # Words a reader would call kind or harsh, chosen among the common words of tiny Shakespeare.
-KIND_WORDS = frozenset("""
+KIND_WORDS = frozenset(
+    """
     love loves loved loving lovely good sweet gentle fair noble kind kindly kindness thank thanks
     friend friends honour grace gracious joy peace welcome happy merry bless blessed comfort mercy
-    worthy dear smile""".split())
-HARSH_WORDS = frozenset("""
+    worthy dear smile""".split()
+)
+HARSH_WORDS = frozenset(
+    """
     hate hated villain knave fool death die dead kill killed blood bloody curse cursed traitor
-    slave devil plague hell foul vile murder damned wretch rogue grief woe poison enemy""".split())
+    slave devil plague hell foul vile murder damned wretch rogue grief woe poison enemy""".split()
+)
 
 
 def words(text: str) -> list[str]:
@@ -141,11 +158,13 @@ def kindness(reply: str) -> int:
 
 def explain(reply: str) -> str:
     """The reply with the words the labeler counted marked: kind ones +word+, harsh ones -word-."""
+
     def mark(match):
         word = match.group(0)
         if word.lower() in KIND_WORDS:
             return f"+{word}+"
         return f"-{word}-" if word.lower() in HARSH_WORDS else word
+
     return re.sub(r"[A-Za-z]+", mark, reply)
 
 
@@ -155,5 +174,10 @@ def preference_pairs(scores: torch.Tensor) -> list[tuple[int, int]]:
     (chosen, rejected), as indices into the flattened (n_prompts * K) replies. Ties give no pair,
     as a rater who cannot choose would skip them."""
     n_prompts, k = scores.shape
-    return [(p * k + i, p * k + j) for p in range(n_prompts) for i in range(k) for j in range(k)
-            if scores[p, i] > scores[p, j]]
+    return [
+        (p * k + i, p * k + j)
+        for p in range(n_prompts)
+        for i in range(k)
+        for j in range(k)
+        if scores[p, i] > scores[p, j]
+    ]

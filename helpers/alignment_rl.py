@@ -13,6 +13,12 @@ Per round: sample K replies y for each prompt x from pi_old (the policy as it is
 with ratio_t = pi(y_t | .) / pi_old(y_t | .), for ``ppo_epochs`` gradient steps on the same
 replies. The KL term sits inside the reward, as in InstructGPT: the sampled log-ratio's mean is
 an unbiased estimate of KL(pi || pi_ref), so maximising R trades reward against drift.
+
+Chapter 09 lives in three modules, one job each, read in the chapter's order:
+``alignment_data`` (text: dialogue turns, the chat format and its masks, the labeler),
+``alignment`` (models and losses: the preset, SFT, the reward model, DPO, KL, the training loop
+``fit``) and ``alignment_rl`` (the PPO-style RL loop built on those). One package would only
+add an ``__init__`` and longer imports; each module is read in one sitting as it is.
 """
 
 from __future__ import annotations
@@ -21,8 +27,14 @@ from dataclasses import asdict, dataclass, field, replace
 
 import torch
 
-from helpers.alignment import (kl_to_reference, logprobs_of_next, next_token_logits, reply_kl,
-                               sample_responses, token_logprobs)
+from helpers.alignment import (
+    kl_to_reference,
+    logprobs_of_next,
+    next_token_logits,
+    reply_kl,
+    sample_responses,
+    token_logprobs,
+)
 from helpers.alignment_data import END, kindness, response_texts
 from helpers.progress import progress_bar
 
@@ -47,13 +59,22 @@ def ppo_clip_loss(logp, old_logp, advantage, mask, clip_range: float) -> torch.T
     return -(surrogate * mask).sum() / mask.sum()
 
 
-def rl_step(policy, reference, reward_model, optimizer, prompts: torch.Tensor, cfg, end_id: int,
-            generator: torch.Generator | None = None) -> dict:
+def rl_step(
+    policy,
+    reference,
+    reward_model,
+    optimizer,
+    prompts: torch.Tensor,
+    cfg,
+    end_id: int,
+    generator: torch.Generator | None = None,
+) -> dict:
     """One PPO round (see the module docstring) on ``prompts`` (B, P), K = cfg.samples_per_prompt
     replies each. Returns the round's mean reward r, mean KL (nats per reply) and loss."""
     k = cfg.samples_per_prompt
-    ids, mask = sample_responses(policy, prompts.repeat_interleave(k, dim=0), cfg.response_chars,
-                                 end_id, generator)  # (B*K, L)
+    ids, mask = sample_responses(
+        policy, prompts.repeat_interleave(k, dim=0), cfg.response_chars, end_id, generator
+    )  # (B*K, L)
     m = mask[:, 1:].float()  # (B*K, L-1): which next-token predictions are response tokens
     with torch.no_grad():
         reward = reward_model(ids, mask)  # (B*K,)
@@ -75,19 +96,29 @@ def rl_step(policy, reference, reward_model, optimizer, prompts: torch.Tensor, c
 
 
 @torch.no_grad()
-def evaluate_policy(policy, reference, reward_model, prompts: torch.Tensor, tokenizer,
-                    response_chars: int, seed: int = 0) -> dict:
+def evaluate_policy(
+    policy,
+    reference,
+    reward_model,
+    prompts: torch.Tensor,
+    tokenizer,
+    response_chars: int,
+    seed: int = 0,
+) -> dict:
     """Sample one reply per prompt with a fixed seed and measure: the labeler's mean score
     (kindness), the reward model's mean score, and the mean KL to the reference (nats per reply).
     ``replies`` holds the texts."""
     end_id = tokenizer.encode(END)[0]
-    ids, mask = sample_responses(policy, prompts, response_chars, end_id,
-                                 torch.Generator().manual_seed(seed))
+    ids, mask = sample_responses(
+        policy, prompts, response_chars, end_id, torch.Generator().manual_seed(seed)
+    )
     replies = response_texts(tokenizer, ids, mask)
-    return {"labeler": sum(map(kindness, replies)) / len(replies),
-            "reward": reward_model(ids, mask).mean().item(),
-            "kl": kl_to_reference(policy, reference, ids, mask).mean().item(),
-            "replies": replies}
+    return {
+        "labeler": sum(map(kindness, replies)) / len(replies),
+        "reward": reward_model(ids, mask).mean().item(),
+        "kl": kl_to_reference(policy, reference, ids, mask).mean().item(),
+        "replies": replies,
+    }
 
 
 @dataclass
@@ -106,8 +137,17 @@ class RLHistory:
         return asdict(self)
 
 
-def train_rl(policy, reference, reward_model, train_prompts: torch.Tensor,
-             eval_prompts: torch.Tensor, tokenizer, cfg, kl_coef: float, seed: int = 0) -> RLHistory:
+def train_rl(
+    policy,
+    reference,
+    reward_model,
+    train_prompts: torch.Tensor,
+    eval_prompts: torch.Tensor,
+    tokenizer,
+    cfg,
+    kl_coef: float,
+    seed: int = 0,
+) -> RLHistory:
     """``cfg.rl_steps`` rounds of :func:`rl_step` with the given ``kl_coef``, each on
     ``cfg.rl_prompts_per_step`` random training prompts; every ``cfg.eval_every`` rounds (and at
     the end) the policy is measured on the held-out prompts with :func:`evaluate_policy`."""
@@ -118,8 +158,15 @@ def train_rl(policy, reference, reward_model, train_prompts: torch.Tensor,
     history = RLHistory(kl_coef=kl_coef)
 
     def evaluate(step: int) -> None:
-        scores = evaluate_policy(policy, reference, reward_model, eval_prompts, tokenizer,
-                                 cfg.response_chars, seed=seed + 1)
+        scores = evaluate_policy(
+            policy,
+            reference,
+            reward_model,
+            eval_prompts,
+            tokenizer,
+            cfg.response_chars,
+            seed=seed + 1,
+        )
         history.eval_steps.append(step)
         for key in ("labeler", "reward", "kl"):
             getattr(history, f"eval_{key}").append(scores[key])
@@ -129,8 +176,9 @@ def train_rl(policy, reference, reward_model, train_prompts: torch.Tensor,
             if step % cfg.eval_every == 0:
                 evaluate(step)
             rows = torch.randint(len(train_prompts), (cfg.rl_prompts_per_step,), generator=gen)
-            stats = rl_step(policy, reference, reward_model, optimizer, train_prompts[rows], cfg,
-                            end_id, gen)
+            stats = rl_step(
+                policy, reference, reward_model, optimizer, train_prompts[rows], cfg, end_id, gen
+            )
             history.train_reward.append(stats["reward"])
             history.train_kl.append(stats["kl"])
             bar.update()

@@ -34,8 +34,9 @@ LAST = "last"  # the sub-folder with the latest training state
 STATE_FILE = "training_state.pt"
 
 
-def save_checkpoint(directory, model: GPT, *, tokenizer=None, step: int = 0, history=None,
-                    train_config=None) -> Path:
+def save_checkpoint(
+    directory, model: GPT, *, tokenizer=None, step: int = 0, history=None, train_config=None
+) -> Path:
     """Write ``model.safetensors`` and ``config.json`` into ``directory`` and return it."""
     directory = Path(directory)
     meta = {
@@ -46,8 +47,11 @@ def save_checkpoint(directory, model: GPT, *, tokenizer=None, step: int = 0, his
         "train_config": asdict(train_config) if train_config else None,
         "history": history.to_dict() if history else None,
     }
-    weights = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()
-               if k != "lm_head.weight"}  # tied to wte: safetensors stores shared memory once
+    weights = {
+        k: v.detach().contiguous().cpu()
+        for k, v in model.state_dict().items()
+        if k != "lm_head.weight"
+    }  # tied to wte: safetensors stores shared memory once
     with atomic_path(directory / "model.safetensors") as tmp:
         save_file(weights, tmp, metadata={"course_checkpoint": json.dumps(meta)})
     atomic_write_text(directory / "config.json", json.dumps(meta, indent=2, default=str))
@@ -57,8 +61,10 @@ def save_checkpoint(directory, model: GPT, *, tokenizer=None, step: int = 0, his
 def read_checkpoint_meta(directory) -> dict:
     path = Path(directory) / "model.safetensors"
     if not path.exists():
-        raise FileNotFoundError(f"no checkpoint in {directory}: {path.name} is missing. Train one "
-                                f"with `python -m helpers.train --out {directory}`.")
+        raise FileNotFoundError(
+            f"no checkpoint in {directory}: {path.name} is missing. Train one "
+            f"with `python -m helpers.train --out {directory}`."
+        )
     with safe_open(path, framework="pt") as f:
         meta = (f.metadata() or {}).get("course_checkpoint")
     if meta is None:
@@ -74,10 +80,15 @@ def load_checkpoint(directory, model: GPT | None = None, device: str = "cpu"):
     if model is None:
         model = GPT(config)
     elif model.config != config:
-        diff = {k: (v, getattr(model.config, k)) for k, v in config.to_dict().items()
-                if getattr(model.config, k) != v}
-        raise ValueError(f"the checkpoint in {directory} does not fit this model: " + ", ".join(
-            f"{k} is {a} there but {b} here" for k, (a, b) in diff.items()))
+        diff = {
+            k: (v, getattr(model.config, k))
+            for k, v in config.to_dict().items()
+            if getattr(model.config, k) != v
+        }
+        raise ValueError(
+            f"the checkpoint in {directory} does not fit this model: "
+            + ", ".join(f"{k} is {a} there but {b} here" for k, (a, b) in diff.items())
+        )
     state = load_file(Path(directory) / "model.safetensors")
     state["lm_head.weight"] = state["transformer.wte.weight"]
     model.load_state_dict(state)
@@ -106,12 +117,16 @@ def load_training_state(directory, model: GPT) -> tuple[dict, dict]:
     meta = read_checkpoint_meta(last)
     state_path = last / STATE_FILE
     if not state_path.exists():
-        raise FileNotFoundError(f"cannot resume: {state_path} is missing (the weights alone do not "
-                                f"say where the optimizer and the random streams were)")
+        raise FileNotFoundError(
+            f"cannot resume: {state_path} is missing (the weights alone do not "
+            f"say where the optimizer and the random streams were)"
+        )
     state = torch.load(state_path, map_location="cpu", weights_only=True)
     if state["step"] != meta["step"]:
-        raise ValueError(f"cannot resume from {last}: {STATE_FILE} is from step {state['step']} "
-                         f"but model.safetensors is from step {meta['step']}; they were not saved "
-                         f"together (a crash between the two writes?)")
+        raise ValueError(
+            f"cannot resume from {last}: {STATE_FILE} is from step {state['step']} "
+            f"but model.safetensors is from step {meta['step']}; they were not saved "
+            f"together (a crash between the two writes?)"
+        )
     load_checkpoint(last, model, device=next(model.parameters()).device)
     return state, meta

@@ -1,8 +1,10 @@
-"""The course's data: tiny Shakespeare, the character tokenizer, splits and batches, the IMDB sample.
+"""Chapter 01's data: tiny Shakespeare, the character tokenizer, splits and batches.
 
-Every dataset is looked up in the data directory first (``helpers.settings.data_dir()``). Where it
+The corpus is looked up in the data directory first (``helpers.settings.data_dir()``). Where it
 is missing, the canonical file is downloaded, its sha256 checked, and only then written
 (atomically) into the data directory, so a broken download never leaves a broken file behind.
+``load_splits`` does the opening every later chapter shares in one call. (Chapter 08's IMDB
+sample is in ``helpers.imdb``.)
 """
 
 from __future__ import annotations
@@ -11,11 +13,13 @@ import hashlib
 import json
 import urllib.error
 import urllib.request
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from helpers.atomic_io import atomic_write_bytes, atomic_write_text
+from helpers.atomic_io import atomic_write_bytes
 from helpers.settings import data_dir
 
 SHAKESPEARE_URL = (
@@ -77,7 +81,7 @@ class CharTokenizer:
 
     >>> tok = CharTokenizer.from_text("hello")
     >>> tok.encode("hell"), tok.decode([2, 1])
-    ([1, 0, 2, 2], 'le')
+    ([1, 0, 2, 2], 'lh')
     """
 
     def __init__(self, chars: list[str]):
@@ -87,7 +91,7 @@ class CharTokenizer:
         self.stoi = {ch: i for i, ch in enumerate(self.chars)}
 
     @classmethod
-    def from_text(cls, text: str) -> "CharTokenizer":
+    def from_text(cls, text: str) -> CharTokenizer:
         """The vocabulary is every character that occurs in ``text``, sorted."""
         if not text:
             raise ValueError("cannot build a vocabulary from an empty text")
@@ -109,7 +113,7 @@ class CharTokenizer:
             )
         return [self.stoi[ch] for ch in text]
 
-    def decode(self, ids) -> str:
+    def decode(self, ids: Iterable[int] | torch.Tensor) -> str:
         ids = ids.tolist() if isinstance(ids, torch.Tensor) else list(ids)
         bad = [i for i in ids if not 0 <= int(i) < self.vocab_size]
         if bad:
@@ -117,24 +121,34 @@ class CharTokenizer:
         return "".join(self.chars[int(i)] for i in ids)
 
     def to_json(self) -> str:
+        """The vocabulary as JSON; a checkpoint stores it beside the weights."""
         return json.dumps({"type": "CharTokenizer", "chars": self.chars}, ensure_ascii=False)
 
     @classmethod
-    def from_json(cls, text: str) -> "CharTokenizer":
+    def from_json(cls, text: str) -> CharTokenizer:
         payload = json.loads(text)
         if payload.get("type") != "CharTokenizer":
             raise ValueError("this JSON does not describe a CharTokenizer")
         return cls(payload["chars"])
 
-    def save(self, path: str | Path) -> None:
-        atomic_write_text(path, self.to_json())
-
-    @classmethod
-    def load(cls, path: str | Path) -> "CharTokenizer":
-        return cls.from_json(Path(path).read_text(encoding="utf-8"))
-
     def __repr__(self) -> str:
         return f"CharTokenizer(vocab_size={self.vocab_size})"
+
+
+# Characters that print as nothing visible (or break a label) get a visible stand-in.
+_VISIBLE = {"\n": "⏎", " ": "␣", "\t": "⇥"}
+
+
+def show_char(ch: str) -> str:
+    """A character as a label can show it: newline ⏎, space ␣, tab ⇥, any other invisible
+    character as its escape (``\\r``, ``\\x0b``); every other character as itself.
+
+    >>> [show_char(c) for c in "a \\n"]
+    ['a', '␣', '⏎']
+    """
+    if ch in _VISIBLE:
+        return _VISIBLE[ch]
+    return ch if ch.isprintable() else repr(ch)[1:-1]
 
 
 def train_val_split(data: torch.Tensor, frac: float = 0.9) -> tuple[torch.Tensor, torch.Tensor]:
@@ -171,63 +185,31 @@ def get_batch(
     x = data[ix[:, None] + offsets]  # (B, T)
     y = data[ix[:, None] + offsets + 1]  # (B, T)
     if device.startswith("cuda"):  # pinned memory lets the copy overlap with GPU work
-        return x.pin_memory().to(device, non_blocking=True), y.pin_memory().to(device, non_blocking=True)
+        return x.pin_memory().to(device, non_blocking=True), y.pin_memory().to(
+            device, non_blocking=True
+        )
     return x.to(device), y.to(device)
 
 
-# --- chapter 08: the IMDB sample ---------------------------------------------------------------
-# `datasets` is imported here, at module level, so a test can replace `datasets.load_dataset`.
-import re  # noqa: E402
+@dataclass
+class Splits:
+    """Tiny Shakespeare ready to train on: the text, its tokenizer, and the token ids (1-D long
+    tensors) split 90/10 into ``train`` and ``val``."""
 
-import datasets  # noqa: E402
+    text: str
+    tokenizer: CharTokenizer
+    train: torch.Tensor
+    val: torch.Tensor
 
-IMDB_HUB_ID = "stanfordnlp/imdb"
-IMDB_SIZES = {"train": 2000, "test": 500}
-IMDB_SEED = 42
-IMDB_LABELS = ["neg", "pos"]  # label 0 = negative, 1 = positive, as in the Hugging Face dataset
-
-_BR_TAGS = re.compile(r"\s*(?:<br\s*/?>\s*)+", flags=re.IGNORECASE)
-# U+0080..U+009F in the reviews are Windows-1252 bytes decoded as Latin-1 upstream: U+0097 was
-# meant as "—", U+0085 as "…". Map each back through cp1252; the five bytes cp1252 leaves
-# undefined become a space.
-_C1_FIXES = {cp: bytes([cp]).decode("cp1252", errors="replace").replace("\ufffd", " ")
-             for cp in range(0x80, 0xA0)}
+    def as_dict(self) -> dict[str, torch.Tensor]:
+        """``{"train": ..., "val": ...}``, the form ``helpers.train.train`` takes."""
+        return {"train": self.train, "val": self.val}
 
 
-def clean_review(text: str) -> str:
-    """An IMDB review as plain text: each run of HTML line breaks (``<br /><br />``) becomes one
-    space, and C1 control characters become the punctuation they stood for (U+0097 → "—")."""
-    return _BR_TAGS.sub(" ", text.translate(_C1_FIXES)).strip()  # C1 first: \s matches U+0085
-
-
-def _imdb_features() -> datasets.Features:
-    return datasets.Features({"text": datasets.Value("string"),
-                              "label": datasets.ClassLabel(names=IMDB_LABELS)})
-
-
-def load_imdb(clean: bool = True) -> datasets.DatasetDict:
-    """The IMDB sentiment sample: ``train`` (2,000 reviews) and ``test`` (500) of
-    ``{"text", "label"}`` with label 1 = positive.
-
-    From ``data_dir()/imdb/{train,test}.jsonl`` when both files exist (a balanced sample with no
-    review in both splits, see that folder's README); otherwise from the Hugging Face hub
-    (``stanfordnlp/imdb``), each split shuffled with seed 42 and cut to the same size, as the
-    classic tutorial does. ``clean=True`` passes every text through :func:`clean_review`."""
-    folder = data_dir() / "imdb"
-    paths = {split: folder / f"{split}.jsonl" for split in IMDB_SIZES}
-    if all(path.exists() for path in paths.values()):
-        splits = {}
-        for split, path in paths.items():
-            with path.open(encoding="utf-8") as lines:
-                rows = [json.loads(line) for line in lines if line.strip()]
-            splits[split] = datasets.Dataset.from_list(rows, features=_imdb_features())
-        imdb = datasets.DatasetDict(splits)
-    else:
-        hub = datasets.load_dataset(IMDB_HUB_ID)
-        imdb = datasets.DatasetDict({
-            split: hub[split].shuffle(seed=IMDB_SEED).select(range(size))
-            for split, size in IMDB_SIZES.items()
-        })
-    if clean:
-        imdb = imdb.map(lambda row: {"text": clean_review(row["text"])})
-    return imdb
+def load_splits(frac: float = 0.9) -> Splits:
+    """Chapter 01's steps in one call: load tiny Shakespeare, build a :class:`CharTokenizer` on
+    it, encode the whole text and split it with :func:`train_val_split`."""
+    text = load_tiny_shakespeare()
+    tokenizer = CharTokenizer.from_text(text)
+    train, val = train_val_split(torch.tensor(tokenizer.encode(text), dtype=torch.long), frac)
+    return Splits(text, tokenizer, train, val)

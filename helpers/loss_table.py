@@ -1,4 +1,4 @@
-"""The course's "loss per idea" table: each chapter appends the validation loss its new idea reached.
+"""The course's "loss per idea" table: each chapter appends the validation loss its idea reached.
 
 Rows are kept in ``runs_dir()/loss_per_idea.json`` (smoke runs keep their own file), one per idea;
 running a chapter again replaces its row. The table is the lesson plan in numbers: every idea
@@ -24,8 +24,9 @@ def _rows() -> list[dict]:
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else []
 
 
-def record(chapter: int, idea: str, val_loss: float, params: int | None = None,
-           note: str = "") -> pd.DataFrame:
+def record(
+    chapter: int, idea: str, val_loss: float, params: int | None = None, note: str = ""
+) -> pd.DataFrame:
     """Add (or replace) the row for ``idea`` and return the table up to this chapter.
 
     A row that is recorded again keeps its place, so re-running a chapter leaves the order of
@@ -33,8 +34,13 @@ def record(chapter: int, idea: str, val_loss: float, params: int | None = None,
     file but not shown, so chapter 6 never prints chapter 7's row."""
     if not val_loss == val_loss or val_loss <= 0:  # NaN or nonsense would poison the table
         raise ValueError(f"val_loss must be a positive number, got {val_loss}")
-    row = {"chapter": chapter, "idea": idea, "val_loss": round(float(val_loss), 4),
-           "params": params, "note": note}
+    row = {
+        "chapter": chapter,
+        "idea": idea,
+        "val_loss": round(float(val_loss), 4),
+        "params": params,
+        "note": note,
+    }
     rows = _rows()
     if any(r["idea"] == idea for r in rows):
         rows = [row if r["idea"] == idea else r for r in rows]  # in place: the order stays
@@ -49,4 +55,8 @@ def table(up_to: int | None = None) -> pd.DataFrame:
     """The table so far, in chapter order; ``up_to`` leaves out the chapters after it."""
     rows = [r for r in _rows() if up_to is None or r["chapter"] <= up_to]
     columns = ["chapter", "idea", "val_loss", "params", "note"]
-    return pd.DataFrame(rows, columns=columns).set_index("chapter") if rows else pd.DataFrame(columns=columns)
+    return (
+        pd.DataFrame(rows, columns=columns).set_index("chapter")
+        if rows
+        else pd.DataFrame(columns=columns)
+    )

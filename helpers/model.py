@@ -1,8 +1,8 @@
 """The GPT as chapters 03-07 build it, piece by piece.
 
 Module and parameter names mirror Hugging Face's GPT-2 (``wte``, ``wpe``, ``h``, ``ln_1``,
-``attn.c_attn``, ``attn.c_proj``, ``mlp.c_fc``, ``ln_f``, ``lm_head``) so its weights copy over one to
-one (``GPT.from_hf_gpt2``) and a test can compare logits exactly.
+``attn.c_attn``, ``attn.c_proj``, ``mlp.c_fc``, ``ln_f``, ``lm_head``) so its weights copy over
+one to one (``GPT.from_hf_gpt2``) and a test can compare logits exactly.
 
 Shapes: B = batch, T = time (tokens), C = channels (n_embd), nh = heads, hs = head size = C // nh.
 """
@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+if TYPE_CHECKING:  # the model needs no data at run time
+    from helpers.data import CharTokenizer
 
 
 class BigramLanguageModel(nn.Module):
@@ -25,7 +29,9 @@ class BigramLanguageModel(nn.Module):
         self.token_embedding_table = nn.Embedding(vocab_size, vocab_size)
         self.block_size = None  # looks at one token only, so any context length works
 
-    def forward(self, idx, targets=None):
+    def forward(
+        self, idx: torch.Tensor, targets: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         logits = self.token_embedding_table(idx)  # (B, T, vocab)
         return logits, lm_loss(logits, targets)
 
@@ -46,17 +52,25 @@ def lm_loss(logits: torch.Tensor, targets: torch.Tensor | None) -> torch.Tensor 
 class Head(nn.Module):
     """One head of self-attention: each token asks (query), advertises (key) and offers (value)."""
 
-    def __init__(self, n_embd: int, head_size: int, block_size: int, dropout: float = 0.0,
-                 causal: bool = True):
+    def __init__(
+        self,
+        n_embd: int,
+        head_size: int,
+        block_size: int,
+        dropout: float = 0.0,
+        causal: bool = True,
+    ):
         super().__init__()
         self.key = nn.Linear(n_embd, head_size, bias=False)
         self.query = nn.Linear(n_embd, head_size, bias=False)
         self.value = nn.Linear(n_embd, head_size, bias=False)
         self.causal = causal
-        self.register_buffer("tril", torch.tril(torch.ones(block_size, block_size)), persistent=False)
+        self.register_buffer(
+            "tril", torch.tril(torch.ones(block_size, block_size)), persistent=False
+        )
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, C = x.shape
         k = self.key(x)  # (B, T, hs)
         q = self.query(x)  # (B, T, hs)
@@ -74,11 +88,13 @@ class MultiHeadAttention(nn.Module):
         super().__init__()
         check_heads(n_embd, n_head)
         head_size = n_embd // n_head
-        self.heads = nn.ModuleList(Head(n_embd, head_size, block_size, dropout) for _ in range(n_head))
+        self.heads = nn.ModuleList(
+            Head(n_embd, head_size, block_size, dropout) for _ in range(n_head)
+        )
         self.proj = nn.Linear(n_embd, n_embd)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = torch.cat([h(x) for h in self.heads], dim=-1)  # (B, T, nh * hs) = (B, T, C)
         return self.dropout(self.proj(out))  # (B, T, C)
 
@@ -155,7 +171,7 @@ class CausalSelfAttention(nn.Module):
         self.attn_dropout = nn.Dropout(config.dropout)
         self.resid_dropout = nn.Dropout(config.dropout)
 
-    def qkv(self, x: torch.Tensor):
+    def qkv(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Queries, keys and values of every head: 3 x (B, nh, T, hs)."""
         B, T, C = x.shape
         nh = self.config.n_head
@@ -180,7 +196,9 @@ class CausalSelfAttention(nn.Module):
                 y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
         else:
             att = attention_probabilities(q, k)  # (B, nh, T, T_past + T)
-            y = self.attn_dropout(att) @ v  # (B, nh, T, T_all) @ (B, nh, T_all, hs) -> (B, nh, T, hs)
+            y = (
+                self.attn_dropout(att) @ v
+            )  # (B, nh, T, T_all) @ (B, nh, T_all, hs) -> (B, nh, T, hs)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # heads side by side again: (B, T, C)
         return self.resid_dropout(self.c_proj(y))
 
@@ -199,7 +217,7 @@ def attention_probabilities(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     return F.softmax(att.masked_fill(~causal_mask(T, T_all, q.device), float("-inf")), dim=-1)
 
 
-def causal_mask(T: int, T_all: int, device) -> torch.Tensor:
+def causal_mask(T: int, T_all: int, device: torch.device | str) -> torch.Tensor:
     """(T, T_all) booleans: query i (the i-th of the T newest tokens) may see key j when j is not
     in its future. Without a cache T_all == T and this is the lower-triangular mask."""
     offset = T_all - T
@@ -306,7 +324,9 @@ class GPT(nn.Module):
         n = count_parameters(self)  # the tied matrix is one tensor, counted once
         return n - self.transformer.wpe.weight.numel() if exclude_positions else n
 
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
+    def forward(
+        self, idx: torch.Tensor, targets: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Logits (B, T, vocab) for token ids ``idx`` (B, T), and the loss when ``targets``
         (B, T) are given (else None)."""
         logits = self.lm_head(self.transformer(idx))  # (B, T, vocab)
@@ -323,9 +343,16 @@ class GPT(nn.Module):
         return torch.stack(maps)
 
     @torch.no_grad()
-    def generate(self, idx, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
-                 top_p: float | None = None, use_cache: bool = True,
-                 generator: torch.Generator | None = None):
+    def generate(
+        self,
+        idx: torch.Tensor,
+        max_new_tokens: int,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        use_cache: bool = True,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
         """Append ``max_new_tokens`` sampled tokens to ``idx`` (B, T) and return (B, T + new).
 
         The model only sees its last ``block_size`` tokens. With ``use_cache`` the keys and values
@@ -342,7 +369,7 @@ class GPT(nn.Module):
                 h = self.transformer(idx[:, -1:], cache)  # one new position: (B, 1, C)
             else:  # the first step, no cache, or a window that slid: read the whole window
                 cache = KVCache(self.config.n_layer) if use_cache else None
-                h = self.transformer(idx[:, -self.config.block_size:], cache)  # (B, T, C)
+                h = self.transformer(idx[:, -self.config.block_size :], cache)  # (B, T, C)
             logits = self.lm_head(h[:, -1, :])  # (B, vocab): only the last position is needed
             next_id = sample_next(logits, temperature, top_k, top_p, generator)  # (B, 1)
             idx = torch.cat([idx, next_id], dim=1)
@@ -350,36 +377,63 @@ class GPT(nn.Module):
         return idx
 
     @classmethod
-    def from_hf_gpt2(cls, hf_model) -> "GPT":
+    def from_hf_gpt2(cls, hf_model: nn.Module) -> GPT:
         """A GPT with the weights of a ``transformers.GPT2LMHeadModel``. HF's GPT-2 stores its
         projections as Conv1D, (in, out); nn.Linear stores (out, in), so those are transposed.
         Configurations this GPT cannot express are refused rather than copied wrongly."""
         hf = hf_model.config
         unsupported = {
-            "activation_function": (hf.activation_function in ("gelu_new", "gelu_pytorch_tanh"),
-                                    "only GPT-2's tanh GELU"),
+            "activation_function": (
+                hf.activation_function in ("gelu_new", "gelu_pytorch_tanh"),
+                "only GPT-2's tanh GELU",
+            ),
             "n_inner": ((hf.n_inner or 4 * hf.n_embd) == 4 * hf.n_embd, "only a 4x wide MLP"),
-            "tie_word_embeddings": (getattr(hf, "tie_word_embeddings", True),
-                                    "only an output layer tied to the token embedding"),
-            "scale_attn_weights": (getattr(hf, "scale_attn_weights", True),
-                                   "attention always scales by 1/sqrt(head size)"),
+            "tie_word_embeddings": (
+                getattr(hf, "tie_word_embeddings", True),
+                "only an output layer tied to the token embedding",
+            ),
+            "scale_attn_weights": (
+                getattr(hf, "scale_attn_weights", True),
+                "attention always scales by 1/sqrt(head size)",
+            ),
             "scale_attn_by_inverse_layer_idx": (
                 not getattr(hf, "scale_attn_by_inverse_layer_idx", False),
-                "no extra 1/layer scaling of attention"),
-            "add_cross_attention": (not getattr(hf, "add_cross_attention", False),
-                                    "a decoder only, no cross-attention"),
+                "no extra 1/layer scaling of attention",
+            ),
+            "add_cross_attention": (
+                not getattr(hf, "add_cross_attention", False),
+                "a decoder only, no cross-attention",
+            ),
         }
-        refused = [f"{name}={getattr(hf, name, None)!r} ({why})"
-                   for name, (ok, why) in unsupported.items() if not ok]
+        refused = [
+            f"{name}={getattr(hf, name, None)!r} ({why})"
+            for name, (ok, why) in unsupported.items()
+            if not ok
+        ]
         if refused:
             raise ValueError("this GPT cannot hold that Hugging Face model: " + "; ".join(refused))
-        config = GPTConfig(vocab_size=hf.vocab_size, block_size=hf.n_positions, n_layer=hf.n_layer,
-                           n_head=hf.n_head, n_embd=hf.n_embd, dropout=0.0, bias=True)
+        config = GPTConfig(
+            vocab_size=hf.vocab_size,
+            block_size=hf.n_positions,
+            n_layer=hf.n_layer,
+            n_head=hf.n_head,
+            n_embd=hf.n_embd,
+            dropout=0.0,
+            bias=True,
+        )
         model = cls(config)
         ours = model.state_dict()
-        transposed = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
-        theirs = {k: v for k, v in hf_model.state_dict().items()
-                  if not k.endswith((".attn.bias", ".attn.masked_bias"))}  # mask buffers, not weights
+        transposed = (
+            "attn.c_attn.weight",
+            "attn.c_proj.weight",
+            "mlp.c_fc.weight",
+            "mlp.c_proj.weight",
+        )
+        theirs = {
+            k: v
+            for k, v in hf_model.state_dict().items()
+            if not k.endswith((".attn.bias", ".attn.masked_bias"))
+        }  # mask buffers, not weights
         missing = set(ours) - set(theirs)
         if missing:
             raise ValueError(f"the Hugging Face model lacks {sorted(missing)[:5]}")
@@ -387,7 +441,9 @@ class GPT(nn.Module):
             for key, value in ours.items():
                 source = theirs[key].t() if key.endswith(transposed) else theirs[key]
                 if source.shape != value.shape:
-                    raise ValueError(f"{key}: shape {tuple(source.shape)} != ours {tuple(value.shape)}")
+                    raise ValueError(
+                        f"{key}: shape {tuple(source.shape)} != ours {tuple(value.shape)}"
+                    )
                 value.copy_(source)
         if abs(hf.layer_norm_epsilon - 1e-5) > 1e-12:  # nn.LayerNorm's default, which ours use
             for m in model.modules():
@@ -408,7 +464,9 @@ def check_prompt(idx: torch.Tensor) -> None:
         raise ValueError("the prompt is empty: give at least one token (for text, e.g. '\\n')")
 
 
-def filter_logits(logits: torch.Tensor, top_k: int | None = None, top_p: float | None = None):
+def filter_logits(
+    logits: torch.Tensor, top_k: int | None = None, top_p: float | None = None
+) -> torch.Tensor:
     """Set to -inf every logit outside the top-k and outside the nucleus (the smallest set of most
     likely tokens whose probabilities add up to at least top_p). logits: (B, vocab)."""
     if top_k is not None:
@@ -428,7 +486,13 @@ def filter_logits(logits: torch.Tensor, top_k: int | None = None, top_p: float |
     return logits
 
 
-def sample_next(logits, temperature=1.0, top_k=None, top_p=None, generator=None) -> torch.Tensor:
+def sample_next(
+    logits: torch.Tensor,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """One token id per row of ``logits`` (B, vocab) -> (B, 1). temperature 0 means greedy."""
     if temperature < 0:
         raise ValueError(f"temperature must be >= 0, got {temperature}")
@@ -440,7 +504,9 @@ def sample_next(logits, temperature=1.0, top_k=None, top_p=None, generator=None)
     return torch.multinomial(probs, 1, generator=generator)
 
 
-def complete(model, tokenizer, prompt: str, max_new_tokens: int = 200, **sampling) -> str:
+def complete(
+    model: GPT, tokenizer: CharTokenizer, prompt: str, max_new_tokens: int = 200, **sampling
+) -> str:
     """Text in, text out: encode ``prompt``, generate, decode. Sampling options as in generate."""
     if not prompt:
         raise ValueError("the prompt is empty: give at least one character (e.g. '\\n')")

@@ -22,8 +22,14 @@ import sys
 from tqdm.std import tqdm as terminal_tqdm
 
 
-def progress_bar(total: int, desc: str | None = None, initial: int = 0, disable: bool = False,
-                 unit: str = "it", file=None):
+def progress_bar(
+    total: int,
+    desc: str | None = None,
+    initial: int = 0,
+    disable: bool = False,
+    unit: str = "it",
+    file=None,
+):
     """A progress bar over ``total`` units, starting at ``initial`` (a resumed run).
 
     ``file`` is where a terminal bar is written (default ``sys.stderr``); the bar is shown only
@@ -47,6 +53,7 @@ def in_notebook() -> bool:
     from ipykernel.zmqshell import ZMQInteractiveShell
     from IPython import get_ipython
     from tqdm.notebook import IProgress
+
     return isinstance(get_ipython(), ZMQInteractiveShell) and IProgress is not None
 
 
@@ -89,15 +96,21 @@ class QuietBar:
 def display(obj, **kwargs):
     """IPython's ``display`` (a module attribute so that tests can replace it)."""
     from IPython.display import display as ipython_display
+
     return ipython_display(obj, **kwargs)
 
 
 def widget_bundle(container) -> dict:
     """The MIME bundle of tqdm's widget (an ``HBox`` of label, bar and text) with the bar's
     current line, drawn with Unicode blocks, as the text/plain fallback."""
-    return {"text/plain": container.__repr__(True),  # TqdmHBox: pretty=True, the bar's format_meter
-            "application/vnd.jupyter.widget-view+json":
-                {"version_major": 2, "version_minor": 0, "model_id": container.model_id}}
+    return {
+        "text/plain": container.__repr__(True),  # TqdmHBox: pretty=True, the bar's format_meter
+        "application/vnd.jupyter.widget-view+json": {
+            "version_major": 2,
+            "version_minor": 0,
+            "model_id": container.model_id,
+        },
+    }
 
 
 @functools.cache

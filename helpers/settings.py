@@ -6,7 +6,7 @@ This is the only module that reads environment variables, so a learner can see e
 - ``GPT_COURSE_DATA`` points at the data directory (default: ``data/`` at the repository root).
 - ``GPT_COURSE_RUNS`` points at the folder for checkpoints and the loss-per-idea table
   (default: ``runs/`` at the repository root).
-- ``GPT_COURSE_DEVICE`` forces a device (``cpu``, ``cuda`` or ``mps``) instead of the best one found.
+- ``GPT_COURSE_DEVICE`` forces a device (``cpu``, ``cuda`` or ``mps``) instead of the best found.
 """
 
 from __future__ import annotations
@@ -67,12 +67,14 @@ def launched_by_torchrun() -> TorchrunEnv | None:
     when the program was started on its own."""
     if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
         return None
-    return TorchrunEnv(int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", 0)),
-                       int(os.environ["WORLD_SIZE"]))
+    return TorchrunEnv(
+        int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", 0)), int(os.environ["WORLD_SIZE"])
+    )
 
 
 def pick_device(prefer: str | None = None) -> str:
-    """The device to train on: ``prefer`` or GPT_COURSE_DEVICE if given, else cuda, then mps, then cpu."""
+    """The device to train on: ``prefer`` or GPT_COURSE_DEVICE if given, else cuda, then mps,
+    then cpu."""
     wanted = prefer or os.environ.get("GPT_COURSE_DEVICE")
     if wanted:
         if wanted not in DEVICES:
@@ -80,7 +82,9 @@ def pick_device(prefer: str | None = None) -> str:
         if wanted == "cuda" and not torch.cuda.is_available():
             raise RuntimeError("device 'cuda' was asked for, but torch sees no CUDA GPU; use 'cpu'")
         if wanted == "mps" and not torch.backends.mps.is_available():
-            raise RuntimeError("device 'mps' was asked for, but this Mac has no MPS backend; use 'cpu'")
+            raise RuntimeError(
+                "device 'mps' was asked for, but this Mac has no MPS backend; use 'cpu'"
+            )
         return wanted
     if torch.cuda.is_available():
         return "cuda"
@@ -122,5 +126,7 @@ def run_report() -> str:
     Each notebook prints this last, so its stored outputs say where and how long they took."""
     minutes, seconds = divmod(time.perf_counter() - _IMPORTED_AT, 60)
     mode = "smoke" if smoke_mode() else "full"
-    return (f"{mode} mode on {pick_device()} ({hardware()}): "
-            f"{int(minutes)} min {seconds:.0f} s from the first helpers import to here")
+    return (
+        f"{mode} mode on {pick_device()} ({hardware()}): "
+        f"{int(minutes)} min {seconds:.0f} s from the first helpers import to here"
+    )

@@ -40,15 +40,27 @@ from helpers.checkpoint import (
     save_checkpoint,
     save_training_state,
 )
-from helpers.data import CharTokenizer, get_batch, load_tiny_shakespeare, train_val_split
+from helpers.data import CharTokenizer, get_batch, load_splits
 from helpers.describe import Describable
 from helpers.model import GPT, GPTConfig
 from helpers.progress import in_notebook, progress_bar
 from helpers.settings import pick_device, seed_everything, smoke_mode
 
-__all__ = ["TrainConfig", "preset", "History", "train", "estimate_loss", "learning_rate",
-           "make_optimizer", "accumulate_gradients", "save_checkpoint", "load_checkpoint",
-           "read_checkpoint_meta", "reference_curve", "main"]
+__all__ = [
+    "TrainConfig",
+    "preset",
+    "History",
+    "train",
+    "estimate_loss",
+    "learning_rate",
+    "make_optimizer",
+    "accumulate_gradients",
+    "save_checkpoint",
+    "load_checkpoint",
+    "read_checkpoint_meta",
+    "reference_curve",
+    "main",
+]
 
 EVAL_SEED = 1234  # every evaluation sees the same batches, so losses compare across steps and runs
 CALIBRATION_STEPS = 5  # timed throw-away steps (after an untimed one) that size a time budget
@@ -95,9 +107,11 @@ class TrainConfig(Describable):
 
     def __post_init__(self):
         if (self.model is None) == (self.context_length is None):
-            raise ValueError("give a TrainConfig either model=GPTConfig(...) (a GPT trains on its "
-                             "whole context) or context_length=... (a model without a GPTConfig), "
-                             "not both and not neither")
+            raise ValueError(
+                "give a TrainConfig either model=GPTConfig(...) (a GPT trains on its "
+                "whole context) or context_length=... (a model without a GPTConfig), "
+                "not both and not neither"
+            )
 
     @property
     def block_size(self) -> int:
@@ -108,37 +122,77 @@ class TrainConfig(Describable):
 # Full-mode presets on a CPU (2 cores is the reference machine). Each chapter's preset is small
 # enough to train in a few minutes there; the GPU versions are larger where a GPU pays off.
 _CPU = {
-    "bigram": dict(context_length=8, batch_size=32, max_iters=3000, learning_rate=1e-2,
-                   min_lr=1e-2, weight_decay=0.0, eval_interval=300, eval_iters=200),
+    "bigram": dict(
+        context_length=8,
+        batch_size=32,
+        max_iters=3000,
+        learning_rate=1e-2,
+        min_lr=1e-2,
+        weight_decay=0.0,
+        eval_interval=300,
+        eval_iters=200,
+    ),
     # chapters 04-06: one idea at a time on the same small shape, so the rows of the
     # loss-per-idea table differ by the idea only
-    "attention": dict(model=dict(block_size=32, n_layer=4, n_head=4, n_embd=64), batch_size=32,
-                      max_iters=3000, learning_rate=1e-3, min_lr=1e-4, warmup_iters=100,
-                      weight_decay=0.0, eval_interval=500, eval_iters=100),
+    "attention": dict(
+        model=dict(block_size=32, n_layer=4, n_head=4, n_embd=64),
+        batch_size=32,
+        max_iters=3000,
+        learning_rate=1e-3,
+        min_lr=1e-4,
+        warmup_iters=100,
+        weight_decay=0.0,
+        eval_interval=500,
+        eval_iters=100,
+    ),
     # chapter 07: tuned to reach val loss <= 1.70 in under 2 minutes on 2 cores (see bench/).
     # The budget is a cap for slower machines: the reference machine fits all 1,500 steps in it
     # with room to spare, so timing noise there never changes the step count (or the losses).
-    "gpt": dict(model=dict(block_size=64, n_layer=2, n_head=4, n_embd=128, dropout=0.0),
-                batch_size=32, max_iters=1500, learning_rate=6e-3, min_lr=6e-4, warmup_iters=50,
-                weight_decay=0.1, eval_interval=375, eval_iters=30, time_budget=120.0),
+    "gpt": dict(
+        model=dict(block_size=64, n_layer=2, n_head=4, n_embd=128, dropout=0.0),
+        batch_size=32,
+        max_iters=1500,
+        learning_rate=6e-3,
+        min_lr=6e-4,
+        warmup_iters=50,
+        weight_decay=0.1,
+        eval_interval=375,
+        eval_iters=30,
+        time_budget=120.0,
+    ),
 }
 
 _GPU = {
     "bigram": _CPU["bigram"],
-    "attention": dict(_CPU["attention"], model=dict(block_size=64, n_layer=4, n_head=4, n_embd=128),
-                      batch_size=64),
+    "attention": dict(
+        _CPU["attention"], model=dict(block_size=64, n_layer=4, n_head=4, n_embd=128), batch_size=64
+    ),
     # the published GPU shape (6 layers, 6 heads, 384 wide, context 256, dropout 0.2)
-    "gpt": dict(model=dict(block_size=256, n_layer=6, n_head=6, n_embd=384, dropout=0.2),
-                batch_size=64, max_iters=5000, learning_rate=1e-3, min_lr=1e-4, warmup_iters=100,
-                weight_decay=0.1, eval_interval=500, eval_iters=200, time_budget=None,
-                autocast_dtype="bfloat16", compile=True, fused_adamw=True),
+    "gpt": dict(
+        model=dict(block_size=256, n_layer=6, n_head=6, n_embd=384, dropout=0.2),
+        batch_size=64,
+        max_iters=5000,
+        learning_rate=1e-3,
+        min_lr=1e-4,
+        warmup_iters=100,
+        weight_decay=0.1,
+        eval_interval=500,
+        eval_iters=200,
+        time_budget=None,
+        autocast_dtype="bfloat16",
+        compile=True,
+        fused_adamw=True,
+    ),
 }
 
 # Smoke mode: a handful of real steps, so every notebook still runs every cell.
-_SMOKE = dict(max_iters=30, eval_interval=10, eval_iters=4, warmup_iters=2, time_budget=None,
-              compile=False)
-_SMOKE_SHAPE = {"attention": dict(n_layer=2, n_embd=32, block_size=16),
-                "gpt": dict(n_layer=2, n_embd=32, block_size=32)}
+_SMOKE = dict(
+    max_iters=30, eval_interval=10, eval_iters=4, warmup_iters=2, time_budget=None, compile=False
+)
+_SMOKE_SHAPE = {
+    "attention": dict(n_layer=2, n_embd=32, block_size=16),
+    "gpt": dict(n_layer=2, n_embd=32, block_size=32),
+}
 _SMOKE_BATCH = {"gpt": 8}
 
 
@@ -199,8 +253,15 @@ def autocast_context(device: str, dtype_name: str | None):
 
 
 @torch.no_grad()
-def estimate_loss(model, data: dict[str, torch.Tensor], block_size: int, batch_size: int,
-                  eval_iters: int, device: str = "cpu", autocast_dtype: str | None = None):
+def estimate_loss(
+    model,
+    data: dict[str, torch.Tensor],
+    block_size: int,
+    batch_size: int,
+    eval_iters: int,
+    device: str = "cpu",
+    autocast_dtype: str | None = None,
+):
     """Mean loss over ``eval_iters`` batches of each split, in eval mode (no dropout).
     A single batch's loss is noisy; the mean over many is what we compare."""
     was_training = model.training
@@ -235,10 +296,13 @@ def make_optimizer(model, cfg: TrainConfig) -> torch.optim.AdamW:
     params = [p for p in model.parameters() if p.requires_grad]
     decay = [p for p in params if p.dim() >= 2]
     no_decay = [p for p in params if p.dim() < 2]
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay},
-              {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=cfg.learning_rate, betas=(0.9, 0.99),
-                             fused=cfg.fused_adamw or None)  # None: PyTorch picks its default
+    groups = [
+        {"params": decay, "weight_decay": cfg.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(
+        groups, lr=cfg.learning_rate, betas=(0.9, 0.99), fused=cfg.fused_adamw or None
+    )  # None: PyTorch picks its default
 
 
 def rank_batch(tokens, block_size: int, batch_size: int, ranks, device: str, gen):
@@ -252,8 +316,9 @@ def rank_batch(tokens, block_size: int, batch_size: int, ranks, device: str, gen
     return x[rows].to(device), y[rows].to(device)
 
 
-def accumulate_gradients(forward, micro_batches, device: str, autocast_dtype=None,
-                         scaler=None) -> float:
+def accumulate_gradients(
+    forward, micro_batches, device: str, autocast_dtype=None, scaler=None
+) -> float:
     """Backpropagate the mean loss over ``micro_batches`` [(x, y), ...]: each micro-batch's loss is
     divided by their number, so the summed gradients equal those of one batch k times larger.
     Under DDP only the last backward averages gradients across ranks (``no_sync`` on the others).
@@ -309,9 +374,18 @@ def synchronize(device: str) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def train(model, data: dict[str, torch.Tensor], cfg: TrainConfig, *, checkpoint_dir=None,
-          tokenizer: CharTokenizer | None = None, resume: bool = False, progress: bool = True,
-          seed: int = 1337, stop_after: int | None = None) -> History:
+def train(
+    model,
+    data: dict[str, torch.Tensor],
+    cfg: TrainConfig,
+    *,
+    checkpoint_dir=None,
+    tokenizer: CharTokenizer | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    seed: int = 1337,
+    stop_after: int | None = None,
+) -> History:
     """Train ``model`` on ``data["train"]``, evaluating on ``data["val"]`` (see the module doc).
 
     ``resume`` continues from ``checkpoint_dir/last`` when it exists. ``stop_after`` stops at that
@@ -319,8 +393,9 @@ def train(model, data: dict[str, torch.Tensor], cfg: TrainConfig, *, checkpoint_
     Under torchrun (``helpers.distributed.setup`` called first) every rank runs this function;
     only rank 0 shows progress and writes checkpoints."""
     if set(data) != {"train", "val"}:
-        raise ValueError(f"data must be a dict with 'train' and 'val' token tensors, "
-                         f"got {sorted(data)}")
+        raise ValueError(
+            f"data must be a dict with 'train' and 'val' token tensors, got {sorted(data)}"
+        )
     ranks, device = distributed.current(), cfg.device
     model.to(device)
     block_size = getattr(model, "block_size", None) or cfg.block_size
@@ -340,8 +415,10 @@ def train(model, data: dict[str, torch.Tensor], cfg: TrainConfig, *, checkpoint_
     def one_step(step: int, gen) -> float:
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, cfg)
-        micro_batches = [rank_batch(data["train"], block_size, cfg.batch_size, ranks, device, gen)
-                         for _ in range(cfg.grad_accum_steps)]
+        micro_batches = [
+            rank_batch(data["train"], block_size, cfg.batch_size, ranks, device, gen)
+            for _ in range(cfg.grad_accum_steps)
+        ]
         loss = accumulate_gradients(forward, micro_batches, device, cfg.autocast_dtype, scaler)
         optimizer_step(model, optimizer, scaler, cfg.grad_clip)
         return loss
@@ -358,9 +435,11 @@ def train(model, data: dict[str, torch.Tensor], cfg: TrainConfig, *, checkpoint_
     shown = progress and ranks.is_main
     say = print if shown else (lambda *a, **k: None)
     if cfg.time_budget and not (resume and start):
-        say(f"time budget {cfg.time_budget:g} s at {history.seconds_per_step * 1e3:.1f} ms per "
+        say(
+            f"time budget {cfg.time_budget:g} s at {history.seconds_per_step * 1e3:.1f} ms per "
             f"step (first step {history.first_step_seconds:.1f} s, not counted): "
-            f"{cfg.max_iters} steps")
+            f"{cfg.max_iters} steps"
+        )
     live = shown and _interactive()  # a terminal or notebook gets a bar; a log file gets lines
     bar = progress_bar(total=cfg.max_iters, desc=cfg.name, initial=start, disable=not live)
 
@@ -370,29 +449,53 @@ def train(model, data: dict[str, torch.Tensor], cfg: TrainConfig, *, checkpoint_
         is_eval_step = step % cfg.eval_interval == 0 or step == cfg.max_iters
         if is_eval_step and not (history.steps and history.steps[-1] == step):
             # every rank evaluates the same batches (cheap), which keeps the ranks in step
-            losses = estimate_loss(model, data, block_size, cfg.batch_size, cfg.eval_iters,
-                                   device, cfg.autocast_dtype)
+            losses = estimate_loss(
+                model, data, block_size, cfg.batch_size, cfg.eval_iters, device, cfg.autocast_dtype
+            )
             improved = losses["val"] < history.best_val_loss
-            for key, value in (("steps", step), ("train_loss", losses["train"]),
-                               ("val_loss", losses["val"]), ("lr", learning_rate(step, cfg)),
-                               ("elapsed", time.perf_counter() - clock)):
+            for key, value in (
+                ("steps", step),
+                ("train_loss", losses["train"]),
+                ("val_loss", losses["val"]),
+                ("lr", learning_rate(step, cfg)),
+                ("elapsed", time.perf_counter() - clock),
+            ):
                 getattr(history, key).append(value)
             bar.set_postfix(train=f"{losses['train']:.3f}", val=f"{losses['val']:.3f}")
             if shown and not live:
-                print(f"step {step}/{cfg.max_iters}: train {losses['train']:.4f}, "
-                      f"val {losses['val']:.4f}, lr {history.lr[-1]:.2e}, "
-                      f"{history.elapsed[-1]:.0f} s", flush=True)
+                print(
+                    f"step {step}/{cfg.max_iters}: train {losses['train']:.4f}, "
+                    f"val {losses['val']:.4f}, lr {history.lr[-1]:.2e}, "
+                    f"{history.elapsed[-1]:.0f} s",
+                    flush=True,
+                )
             if checkpoint_dir and improved and ranks.is_main:
-                save_checkpoint(checkpoint_dir, model, tokenizer=tokenizer, step=step,
-                                history=history, train_config=cfg)
+                save_checkpoint(
+                    checkpoint_dir,
+                    model,
+                    tokenizer=tokenizer,
+                    step=step,
+                    history=history,
+                    train_config=cfg,
+                )
         stopping = step == cfg.max_iters or step == stop_after
         if checkpoint_dir and step != start and (is_eval_step or stopping):
-            state = {"step": step, "optimizer": optimizer.state_dict(),
-                     "scaler": scaler.state_dict(), "batches": batches.get_state(),
-                     "rng": distributed.gather_objects(rng_state(device))}  # every rank's
+            state = {
+                "step": step,
+                "optimizer": optimizer.state_dict(),
+                "scaler": scaler.state_dict(),
+                "batches": batches.get_state(),
+                "rng": distributed.gather_objects(rng_state(device)),
+            }  # every rank's
             if ranks.is_main:
-                save_training_state(checkpoint_dir, model, state, tokenizer=tokenizer,
-                                    history=history, train_config=cfg)
+                save_training_state(
+                    checkpoint_dir,
+                    model,
+                    state,
+                    tokenizer=tokenizer,
+                    history=history,
+                    train_config=cfg,
+                )
         if stopping:
             history.stopped_by = "max_iters" if step == cfg.max_iters else "stop_after"
             break
@@ -432,8 +535,12 @@ def time_throwaway_steps(model, optimizer, scaler, one_step, device: str) -> tup
     """(seconds of a first step, mean seconds of the next CALIBRATION_STEPS) on throw-away batches.
     Weights, optimizer, scaler and random state are put back afterwards, so the real run starts as
     if this never happened; the first step (compiling, warming caches) is timed apart."""
-    saved = (copy.deepcopy(model.state_dict()), copy.deepcopy(optimizer.state_dict()),
-             scaler.state_dict(), rng_state(device))
+    saved = (
+        copy.deepcopy(model.state_dict()),
+        copy.deepcopy(optimizer.state_dict()),
+        scaler.state_dict(),
+        rng_state(device),
+    )
     gen = torch.Generator().manual_seed(0)
     times = []
     for _ in range(1 + CALIBRATION_STEPS):
@@ -469,56 +576,82 @@ def main(argv: list[str] | None = None) -> History:
     parser = argparse.ArgumentParser(
         prog="python -m helpers.train",
         description="Train the chapter-07 GPT on tiny Shakespeare and write a checkpoint. "
-                    "Runs as one process, or as several under `torchrun --nproc_per_node N`.")
-    parser.add_argument("--preset", default="gpt", choices=["attention", "gpt"],
-                        help="training preset from helpers.train.preset (default: gpt)")
+        "Runs as one process, or as several under `torchrun --nproc_per_node N`.",
+    )
+    parser.add_argument(
+        "--preset",
+        default="gpt",
+        choices=["attention", "gpt"],
+        help="training preset from helpers.train.preset (default: gpt)",
+    )
     parser.add_argument("--max-iters", type=int, help="override the preset's number of steps")
-    parser.add_argument("--time-budget", type=float,
-                        help="seconds of training steps; fixes the step count (0: no budget)")
+    parser.add_argument(
+        "--time-budget",
+        type=float,
+        help="seconds of training steps; fixes the step count (0: no budget)",
+    )
     parser.add_argument("--eval-interval", type=int, help="steps between evaluations")
     parser.add_argument("--batch-size", type=int, help="override the batch size (per process)")
     parser.add_argument("--grad-accum", type=int, help="micro-batches per optimizer step")
     parser.add_argument("--dropout", type=float, help="override the model's dropout")
-    parser.add_argument("--device", choices=["cpu", "cuda", "mps"],
-                        help="default: the best one found")
+    parser.add_argument(
+        "--device", choices=["cpu", "cuda", "mps"], help="default: the best one found"
+    )
     parser.add_argument("--out", required=True, help="checkpoint folder to write")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue from the latest state in --out")
-    parser.add_argument("--stop-after", type=int,
-                        help="stop at this step as a crash would, leaving a state to --resume")
+    parser.add_argument(
+        "--resume", action="store_true", help="continue from the latest state in --out"
+    )
+    parser.add_argument(
+        "--stop-after",
+        type=int,
+        help="stop at this step as a crash would, leaving a state to --resume",
+    )
     parser.add_argument("--seed", type=int, default=1337)
     args = parser.parse_args(argv)
 
     cfg = preset(args.preset, pick_device(args.device))
     cfg = replace(cfg, device=distributed.setup(cfg.device))
-    overrides = {"max_iters": args.max_iters, "eval_interval": args.eval_interval,
-                 "batch_size": args.batch_size, "grad_accum_steps": args.grad_accum}
+    overrides = {
+        "max_iters": args.max_iters,
+        "eval_interval": args.eval_interval,
+        "batch_size": args.batch_size,
+        "grad_accum_steps": args.grad_accum,
+    }
     cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
     if args.time_budget is not None:
         cfg = replace(cfg, time_budget=args.time_budget or None)
     ranks = distributed.current()
     say = print if ranks.is_main else (lambda *a, **k: None)
     seed_everything(args.seed)  # the same initial weights on every rank
-    text = load_tiny_shakespeare()
-    tokenizer = CharTokenizer.from_text(text)
-    train_data, val_data = train_val_split(torch.tensor(tokenizer.encode(text), dtype=torch.long))
-    shape = {"vocab_size": tokenizer.vocab_size}
+    shakespeare = load_splits()
+    shape = {"vocab_size": shakespeare.tokenizer.vocab_size}
     if args.dropout is not None:
         shape["dropout"] = args.dropout
     cfg = replace(cfg, model=replace(cfg.model, **shape))
     model = GPT(cfg.model)
-    say(f"{model.num_parameters() / 1e6:.2f}M parameters, {ranks.world_size} process(es) x batch "
-        f"{cfg.batch_size}, preset:\n{cfg.describe()}")
+    say(
+        f"{model.num_parameters() / 1e6:.2f}M parameters, {ranks.world_size} process(es) x batch "
+        f"{cfg.batch_size}, preset:\n{cfg.describe()}"
+    )
     try:
-        history = train(model, {"train": train_data, "val": val_data}, cfg, checkpoint_dir=args.out,
-                        tokenizer=tokenizer, resume=args.resume, seed=args.seed,
-                        stop_after=args.stop_after)
+        history = train(
+            model,
+            shakespeare.as_dict(),
+            cfg,
+            checkpoint_dir=args.out,
+            tokenizer=shakespeare.tokenizer,
+            resume=args.resume,
+            seed=args.seed,
+            stop_after=args.stop_after,
+        )
     finally:
         distributed.teardown()
-    say(f"best val loss {history.best_val_loss:.4f} after {history.elapsed[-1]:.1f}s "
+    say(
+        f"best val loss {history.best_val_loss:.4f} after {history.elapsed[-1]:.1f}s "
         f"({history.tokens_per_second:,.0f} tokens/s in training steps, first step "
         f"{history.first_step_seconds:.2f} s, stopped by {history.stopped_by}); "
-        f"checkpoint in {args.out}")
+        f"checkpoint in {args.out}"
+    )
     return history
 
 

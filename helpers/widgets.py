@@ -13,21 +13,27 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
-from helpers.model import complete, filter_logits
+from helpers.data import CharTokenizer, show_char
+from helpers.model import GPT, complete, filter_logits
 from helpers.plots import attention_heatmap
 
 
-def show_char(ch: str) -> str:
-    return {"\n": "⏎", " ": "␣"}.get(ch, ch)
-
-
 @torch.no_grad()
-def next_token_probs(model, tokenizer, prompt: str, temperature=1.0, top_k=None, top_p=None):
+def next_token_probs(
+    model: GPT,
+    tokenizer: CharTokenizer,
+    prompt: str,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+) -> torch.Tensor:
     """Probabilities of the next character after ``prompt`` (vocab,), after temperature and the
     top-k / top-p filters, exactly as ``generate`` would sample it."""
     device = next(model.parameters()).device
-    idx = torch.tensor([tokenizer.encode(prompt)[-model.block_size:]], device=device)  # (1, T)
+    idx = torch.tensor([tokenizer.encode(prompt)[-model.block_size :]], device=device)  # (1, T)
     model.eval()
     logits, _ = model(idx)
     logits = logits[:, -1, :].float()  # (1, vocab)
@@ -35,7 +41,13 @@ def next_token_probs(model, tokenizer, prompt: str, temperature=1.0, top_k=None,
     return F.softmax(logits, dim=-1)[0].cpu()
 
 
-def plot_next_token(probs: torch.Tensor, tokenizer, title: str = "", ax=None, k: int = 15):
+def plot_next_token(
+    probs: torch.Tensor,
+    tokenizer: CharTokenizer,
+    title: str = "",
+    ax: Axes | None = None,
+    k: int = 15,
+) -> Axes:
     """The ``k`` most likely next characters as bars; filtered-out ones have probability 0."""
     ax = ax or plt.subplots(figsize=(6, 2.8))[1]
     top = torch.topk(probs, k)
@@ -48,10 +60,12 @@ def plot_next_token(probs: torch.Tensor, tokenizer, title: str = "", ax=None, k:
     return ax
 
 
-def sampling_figure(model, tokenizer, prompt: str, settings: list[dict]):
+def sampling_figure(
+    model: GPT, tokenizer: CharTokenizer, prompt: str, settings: list[dict]
+) -> Figure:
     """One next-token chart per sampling setting, side by side (the static sampling lab)."""
     fig, axes = plt.subplots(1, len(settings), figsize=(4.2 * len(settings), 2.8), squeeze=False)
-    for ax, s in zip(axes[0], settings):
+    for ax, s in zip(axes[0], settings, strict=True):
         probs = next_token_probs(model, tokenizer, prompt, **s)
         plot_next_token(probs, tokenizer, ", ".join(f"{k}={v}" for k, v in s.items()), ax=ax, k=10)
     fig.suptitle(f"next character after {prompt[-30:]!r}", fontsize=10)
@@ -59,7 +73,9 @@ def sampling_figure(model, tokenizer, prompt: str, settings: list[dict]):
     return fig
 
 
-def sampling_lab(model, tokenizer, prompt: str = "ROMEO:\n", seed: int = 0):
+def sampling_lab(
+    model: GPT, tokenizer: CharTokenizer, prompt: str = "ROMEO:\n", seed: int = 0
+) -> None:
     """The interactive version: a text box and three sliders over ``plot_next_token``."""
     import ipywidgets as w
     from IPython.display import display
@@ -72,8 +88,11 @@ def sampling_lab(model, tokenizer, prompt: str = "ROMEO:\n", seed: int = 0):
 
     def redraw(*_):
         out.clear_output(wait=True)
-        settings = dict(temperature=temperature.value, top_k=top_k.value or None,
-                        top_p=top_p.value if top_p.value < 1.0 else None)
+        settings = dict(
+            temperature=temperature.value,
+            top_k=top_k.value or None,
+            top_p=top_p.value if top_p.value < 1.0 else None,
+        )
         with out:
             try:
                 probs = next_token_probs(model, tokenizer, text.value or "\n", **settings)
@@ -82,8 +101,14 @@ def sampling_lab(model, tokenizer, prompt: str = "ROMEO:\n", seed: int = 0):
                 return
             plot_next_token(probs, tokenizer, "next character")
             plt.show()
-            sample = complete(model, tokenizer, text.value or "\n", 120,
-                              generator=torch.Generator().manual_seed(seed), **settings)
+            sample = complete(
+                model,
+                tokenizer,
+                text.value or "\n",
+                120,
+                generator=torch.Generator().manual_seed(seed),
+                **settings,
+            )
             print(sample)
 
     for control in (text, temperature, top_k, top_p):
@@ -92,7 +117,9 @@ def sampling_lab(model, tokenizer, prompt: str = "ROMEO:\n", seed: int = 0):
     display(w.VBox([text, w.HBox([temperature, top_k, top_p]), out]))
 
 
-def attention_grid(model, tokenizer, prompt: str, max_layers: int = 4, max_heads: int = 4):
+def attention_grid(
+    model: GPT, tokenizer: CharTokenizer, prompt: str, max_layers: int = 4, max_heads: int = 4
+) -> Figure:
     """Layer x head heatmaps of one prompt (the static attention explorer)."""
     device = next(model.parameters()).device
     idx = torch.tensor([tokenizer.encode(prompt)], device=device)  # (1, T)
@@ -111,7 +138,9 @@ def attention_grid(model, tokenizer, prompt: str, max_layers: int = 4, max_heads
     return fig
 
 
-def attention_explorer(model, tokenizer, prompt: str = "ROMEO:\nBut soft, what light"):
+def attention_explorer(
+    model: GPT, tokenizer: CharTokenizer, prompt: str = "ROMEO:\nBut soft, what light"
+) -> None:
     """Dropdowns for layer and head over one prompt's attention heatmap."""
     import ipywidgets as w
     from IPython.display import display
@@ -125,14 +154,19 @@ def attention_explorer(model, tokenizer, prompt: str = "ROMEO:\nBut soft, what l
         out.clear_output(wait=True)
         with out:
             try:
-                idx = torch.tensor([tokenizer.encode(text.value[-model.block_size:] or "\n")],
-                                   device=next(model.parameters()).device)
+                idx = torch.tensor(
+                    [tokenizer.encode(text.value[-model.block_size :] or "\n")],
+                    device=next(model.parameters()).device,
+                )
             except ValueError as err:
                 print(err)
                 return
             maps = model.eval().attention_maps(idx)[:, 0].cpu()  # (n_layer, nh, T, T)
-            attention_heatmap(maps[layer.value, head.value], list(tokenizer.decode(idx[0])),
-                              title=f"layer {layer.value}, head {head.value}")
+            attention_heatmap(
+                maps[layer.value, head.value],
+                list(tokenizer.decode(idx[0])),
+                title=f"layer {layer.value}, head {head.value}",
+            )
             plt.show()
 
     for control in (text, layer, head):

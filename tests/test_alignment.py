@@ -7,15 +7,38 @@ import math
 import pytest
 import torch
 
-from helpers.alignment import (AlignmentPreset, Preferences, RewardModel, alignment_preset,
-                               bradley_terry_loss, dpo_loss, fit,
-                               kl_to_reference, load_reward_model, preference_accuracy,
-                               save_reward_model, sequence_logprob, sft_loss, token_kl)
-from helpers.alignment_data import (END, PAD, SEPARATOR, dialogue_turns, encode_dialogues,
-                                    encode_prompts, explain, format_prompt, kindness,
-                                    last_response_index, preference_pairs, response_mask)
+from helpers.alignment import (
+    AlignmentPreset,
+    Preferences,
+    RewardModel,
+    alignment_preset,
+    bradley_terry_loss,
+    dpo_loss,
+    fit,
+    kl_to_reference,
+    load_reward_model,
+    preference_accuracy,
+    sample_responses,
+    save_reward_model,
+    sequence_logprob,
+    sft_loss,
+    token_kl,
+)
+from helpers.alignment_data import (
+    END,
+    PAD,
+    SEPARATOR,
+    dialogue_turns,
+    encode_dialogues,
+    encode_prompts,
+    explain,
+    format_prompt,
+    kindness,
+    last_response_index,
+    preference_pairs,
+    response_mask,
+)
 from helpers.alignment_rl import RLHistory, group_advantages, ppo_clip_loss, rl_step, train_rl
-from helpers.model import GPT, GPTConfig
 from helpers.train import preset
 
 TEXT = """ROMEO:
@@ -34,16 +57,17 @@ I speak again.
 
 
 @pytest.fixture
-def tiny_gpt(char_tokenizer):
-    return GPT(GPTConfig(vocab_size=char_tokenizer.vocab_size, block_size=24, n_layer=1, n_head=2,
-                         n_embd=16)).eval()
+def gpt(tiny_gpt, char_tokenizer):
+    """The tiny GPT over the Shakespeare characters, with room for a 10 + 14 character chat."""
+    return tiny_gpt(vocab_size=char_tokenizer.vocab_size, block_size=24).eval()
 
 
 def test_dialogue_turns_pair_a_last_line_with_the_next_speakers_first_line():
     # the last speech is by the same speaker as the one before it: no turn
     assert dialogue_turns(TEXT) == [
         ("What light through yonder window breaks?", "Good morrow, sweet Romeo."),
-        ("Come hither.", "Thou villain!")]
+        ("Come hither.", "Thou villain!"),
+    ]
 
 
 def test_the_prompt_is_cropped_at_a_word_padded_left_and_ends_with_the_separator():
@@ -53,36 +77,40 @@ def test_the_prompt_is_cropped_at_a_word_padded_left_and_ends_with_the_separator
 
 
 def test_sft_mask_covers_exactly_the_response_tokens(char_tokenizer):
-    turns = [("What light through yonder window breaks?", "Good morrow, sweet Romeo, good morrow."),
-             ("Hi", "Oh")]
+    turns = [
+        ("What light through yonder window breaks?", "Good morrow, sweet Romeo, good morrow."),
+        ("Hi", "Oh"),
+    ]
     ids, mask = encode_dialogues(char_tokenizer, turns, 12, 20)
     assert ids.shape == mask.shape == (2, 32)
-    masked = [char_tokenizer.decode(row[m]) for row, m in zip(ids, mask)]
+    masked = [char_tokenizer.decode(row[m]) for row, m in zip(ids, mask, strict=True)]
     assert masked == ["Good morrow, sweet" + END, "Oh" + END]
     assert not mask[:, :12].any()  # prompt and separator are never trained on
-    for row, m in zip(ids, mask):  # the mask is one run starting right after the separator
+    for m in mask:  # the mask is one run starting right after the separator
         on = m.nonzero().flatten()
         assert on[0] == 12 and torch.equal(on, torch.arange(12, 12 + len(on)))
 
 
-def test_sft_loss_is_the_mean_cross_entropy_over_response_targets(tiny_gpt, char_tokenizer):
+def test_sft_loss_is_the_mean_cross_entropy_over_response_targets(gpt, char_tokenizer):
     ids, mask = encode_dialogues(char_tokenizer, [("Who is there?", "Nay, answer me.")], 10, 14)
-    logits = tiny_gpt(ids[:, :-1])[0][0]  # (L-1, V)
+    logits = gpt(ids[:, :-1])[0][0]  # (L-1, V)
     targets = [t for t in range(1, ids.shape[1]) if mask[0, t]]
     want = -torch.stack([logits[t - 1].log_softmax(-1)[ids[0, t]] for t in targets]).mean()
-    assert torch.allclose(sft_loss(tiny_gpt, ids, mask), want, atol=1e-6)
+    assert torch.allclose(sft_loss(gpt, ids, mask), want, atol=1e-6)
     changed = ids.clone()
     changed[0, :5] = char_tokenizer.encode("Q")[0]  # the prompt changes the context...
-    assert not torch.allclose(sft_loss(tiny_gpt, changed, mask), want)  # ...so the loss moves
+    assert not torch.allclose(sft_loss(gpt, changed, mask), want)  # ...so the loss moves
 
 
 def test_response_mask_stops_after_the_first_end_of_turn():
     end = 0
     ids = torch.tensor([[5, 5, 1, 2, end, 3, end], [5, 5, 1, 2, 3, 4, 6], [5, 5, end, 1, 1, 1, 1]])
     mask = response_mask(ids, 2, end)
-    assert mask.tolist() == [[False, False, True, True, True, False, False],
-                             [False, False, True, True, True, True, True],
-                             [False, False, True, False, False, False, False]]
+    assert mask.tolist() == [
+        [False, False, True, True, True, False, False],
+        [False, False, True, True, True, True, True],
+        [False, False, True, False, False, False, False],
+    ]
     assert last_response_index(mask).tolist() == [4, 6, 2]
 
 
@@ -119,14 +147,17 @@ def test_dpo_loss_equals_hand_computed_values():
     assert math.isclose(same.item(), math.log(2), rel_tol=1e-6)
 
 
-def test_kl_estimate_is_zero_for_identical_policies_and_positive_otherwise(tiny_gpt, char_tokenizer):
+def test_kl_estimate_is_zero_for_identical_policies_and_positive_otherwise(gpt, char_tokenizer):
     ids, mask = encode_dialogues(char_tokenizer, [("Who is there?", "Nay, answer me.")] * 2, 10, 14)
-    twin = copy.deepcopy(tiny_gpt)
-    assert torch.equal(kl_to_reference(tiny_gpt, twin, ids, mask), torch.zeros(2))
+    twin = copy.deepcopy(gpt)
+    assert torch.equal(kl_to_reference(gpt, twin, ids, mask), torch.zeros(2))
     with torch.no_grad():
         twin.lm_head.weight.add_(0.5 * torch.randn_like(twin.lm_head.weight))
-    assert (kl_to_reference(twin, tiny_gpt, ids, mask) > 0).all()
-    p, q = torch.tensor([[0.0, 0.0]]), torch.tensor([[0.0, math.log(3)]])  # (1/2, 1/2) vs (1/4, 3/4)
+    assert (kl_to_reference(twin, gpt, ids, mask) > 0).all()
+    p, q = (
+        torch.tensor([[0.0, 0.0]]),
+        torch.tensor([[0.0, math.log(3)]]),
+    )  # (1/2, 1/2) vs (1/4, 3/4)
     want = 0.5 * math.log(0.5 / 0.25) + 0.5 * math.log(0.5 / 0.75)
     assert math.isclose(token_kl(p, q).item(), want, rel_tol=1e-6)
 
@@ -143,19 +174,26 @@ def toy_preferences(tokenizer, n: int, seed: int) -> Preferences:
     return Preferences(ids, mask, replies, scores, torch.tensor(preference_pairs(scores)))
 
 
-def test_reward_model_prefers_the_chosen_reply_after_training(tiny_gpt, char_tokenizer):
+def test_reward_model_prefers_the_chosen_reply_after_training(gpt, char_tokenizer):
     train, held_out = toy_preferences(char_tokenizer, 32, 0), toy_preferences(char_tokenizer, 16, 1)
-    rm = RewardModel(tiny_gpt)
+    rm = RewardModel(gpt)
     assert preference_accuracy(rm, held_out) == 0.0  # zero-initialised head: all ties
-    losses = fit(rm, lambda i: bradley_terry_loss(rm(*train.side(0, i)), rm(*train.side(1, i))),
-                 len(train.pairs), steps=40, batch_size=16, lr=3e-3, desc="")
+    losses = fit(
+        rm,
+        lambda i: bradley_terry_loss(rm(*train.side(0, i)), rm(*train.side(1, i))),
+        len(train.pairs),
+        steps=40,
+        batch_size=16,
+        lr=3e-3,
+        desc="",
+    )
     assert losses[-1] < 0.1 < losses[0]
     assert preference_accuracy(rm, held_out) == 1.0
 
 
-def test_reward_model_body_is_a_copy_and_saves_and_loads(tiny_gpt, char_tokenizer, tmp_path):
-    rm = RewardModel(tiny_gpt)
-    assert rm.transformer is not tiny_gpt.transformer
+def test_reward_model_body_is_a_copy_and_saves_and_loads(gpt, char_tokenizer, tmp_path):
+    rm = RewardModel(gpt)
+    assert rm.transformer is not gpt.transformer
     with torch.no_grad():
         rm.head.bias.fill_(0.25)
     ids, mask = encode_dialogues(char_tokenizer, [("Who?", "Me.")], 10, 14)
@@ -163,32 +201,53 @@ def test_reward_model_body_is_a_copy_and_saves_and_loads(tiny_gpt, char_tokenize
     assert torch.allclose(load_reward_model(tmp_path)(ids, mask), rm(ids, mask))
 
 
-def test_one_rl_round_moves_the_policy_and_measures_kl(tiny_gpt, char_tokenizer):
-    cfg = AlignmentPreset(device="cpu", smoke=True, prompt_chars=10, response_chars=14,
-                          samples_per_prompt=4, rl_lr=1e-2, rl_steps=2, rl_prompts_per_step=2,
-                          eval_every=1)
-    policy, reference = copy.deepcopy(tiny_gpt), tiny_gpt.requires_grad_(False)
-    rm = RewardModel(tiny_gpt)
+def test_one_rl_round_moves_the_policy_and_measures_kl(gpt, char_tokenizer):
+    cfg = AlignmentPreset(
+        device="cpu",
+        smoke=True,
+        prompt_chars=10,
+        response_chars=14,
+        samples_per_prompt=4,
+        rl_lr=1e-2,
+        rl_steps=2,
+        rl_prompts_per_step=2,
+        eval_every=1,
+    )
+    policy, reference = copy.deepcopy(gpt), gpt.requires_grad_(False)
+    with torch.no_grad():  # a policy that has already drifted, so its KL to the reference is > 0
+        policy.lm_head.weight.add_(0.5 * torch.randn_like(policy.lm_head.weight))
+    before = copy.deepcopy(policy)
+    rm = RewardModel(gpt)
     with torch.no_grad():
         rm.head.weight.normal_()  # any non-constant reward
     prompts = encode_prompts(char_tokenizer, ["Who is there?", "Speak!"], 10)
     optimizer = torch.optim.AdamW(policy.parameters(), lr=cfg.rl_lr)
     end_id = char_tokenizer.encode(END)[0]
-    stats = rl_step(policy, reference, rm, optimizer, prompts, cfg, end_id,
-                    torch.Generator().manual_seed(0))
-    assert stats["kl"] == pytest.approx(0.0, abs=1e-6)  # sampled before the first update
+    stats = rl_step(
+        policy, reference, rm, optimizer, prompts, cfg, end_id, torch.Generator().manual_seed(0)
+    )
+    # the same replies, sampled from the policy as it was before the update, measured apart
+    ids, mask = sample_responses(
+        before, prompts.repeat_interleave(4, dim=0), 14, end_id, torch.Generator().manual_seed(0)
+    )
+    with torch.no_grad():
+        want = kl_to_reference(before, reference, ids, mask).mean().item()
+    assert want > 0.01 and stats["kl"] == pytest.approx(want, rel=1e-4)
     assert all(math.isfinite(v) for v in stats.values())
-    assert any(not torch.equal(a, b) for a, b in zip(policy.parameters(), reference.parameters()))
+    assert any(
+        not torch.equal(a, b)
+        for a, b in zip(policy.parameters(), reference.parameters(), strict=True)
+    )
     history = train_rl(policy, reference, rm, prompts, prompts, char_tokenizer, cfg, kl_coef=0.1)
     assert isinstance(history, RLHistory) and history.eval_steps == [0, 1, 2]
     assert len(history.train_reward) == 2 and history.eval_kl[-1] > 0
 
 
-def test_sequence_logprob_sums_the_response_tokens(tiny_gpt, char_tokenizer):
+def test_sequence_logprob_sums_the_response_tokens(gpt, char_tokenizer):
     ids, mask = encode_dialogues(char_tokenizer, [("Who is there?", "Nay, answer me.")], 10, 14)
     n = int(mask[:, 1:].sum())
-    want = -sft_loss(tiny_gpt, ids, mask) * n  # the loss is the mean over the n response tokens
-    assert torch.allclose(sequence_logprob(tiny_gpt, ids, mask), want, atol=1e-5)
+    want = -sft_loss(gpt, ids, mask) * n  # the loss is the mean over the n response tokens
+    assert torch.allclose(sequence_logprob(gpt, ids, mask), want, atol=1e-5)
 
 
 @pytest.mark.parametrize("smoke", ["0", "1"])
@@ -213,15 +272,18 @@ def test_ppo_clip_loss_is_minus_the_mean_advantage_at_ratio_one_and_clips_beyond
     moved = (old + math.log(1.5)).requires_grad_()  # ratio 1.5 > 1 + eps with A > 0: clipped
     loss = ppo_clip_loss(moved, old, torch.tensor([1.0]), mask, 0.2)
     loss.backward()
-    assert math.isclose(loss.item(), -1.2, rel_tol=1e-6) and torch.equal(moved.grad, torch.zeros(1, 2))
+    assert math.isclose(loss.item(), -1.2, rel_tol=1e-6) and torch.equal(
+        moved.grad, torch.zeros(1, 2)
+    )
 
 
 @pytest.mark.parametrize("dropout", [False, True])
-def test_dpo_without_dropout_starts_from_an_implicit_reward_of_exactly_zero(char_tokenizer, dropout):
+def test_dpo_without_dropout_starts_from_an_implicit_reward_of_exactly_zero(
+    char_tokenizer, dropout, tiny_gpt
+):
     """DPO's reference log-probs come from eval mode; a policy trained with dropout on would
     differ from it by noise at step 0, before learning anything."""
-    policy = GPT(GPTConfig(vocab_size=char_tokenizer.vocab_size, block_size=24, n_layer=1,
-                           n_head=2, n_embd=16, dropout=0.5))
+    policy = tiny_gpt(vocab_size=char_tokenizer.vocab_size, block_size=24, dropout=0.5)
     reference = copy.deepcopy(policy).eval()
     ids, mask = encode_dialogues(char_tokenizer, [("Who is there?", "Nay, answer me.")] * 4, 10, 14)
     ref_logp = sequence_logprob(reference, ids, mask).detach()

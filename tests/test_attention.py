@@ -6,17 +6,28 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from helpers.model import (GPT, Block, CausalSelfAttention, FeedForward, GPTConfig, Head,
-                           MultiHeadAttention)
+from helpers.model import (
+    GPT,
+    Block,
+    CausalSelfAttention,
+    FeedForward,
+    GPTConfig,
+    Head,
+    MultiHeadAttention,
+)
 
 C, N_HEAD, BLOCK = 32, 4, 16
 HS = C // N_HEAD
 ATOL = 1e-5
 
 
-def config(**overrides) -> GPTConfig:
-    values = dict(vocab_size=65, block_size=BLOCK, n_layer=2, n_head=N_HEAD, n_embd=C, dropout=0.0)
-    return GPTConfig(**{**values, **overrides})
+@pytest.fixture
+def config(tiny_config):
+    """The shared tiny config with 4 heads of 8 and 2 layers, so heads split and merge and
+    attention maps stack across layers."""
+    return lambda **overrides: tiny_config(
+        **{"block_size": BLOCK, "n_layer": 2, "n_head": N_HEAD, "n_embd": C, **overrides}
+    )
 
 
 def randomise_biases(module: nn.Module) -> nn.Module:
@@ -31,11 +42,15 @@ def randomise_biases(module: nn.Module) -> nn.Module:
 def list_to_fused(mha: MultiHeadAttention, attn: CausalSelfAttention) -> CausalSelfAttention:
     """Give the fused layer the list's weights: head i owns rows i*hs..(i+1)*hs of each third."""
     with torch.no_grad():
-        attn.c_attn.weight.copy_(torch.cat([
-            torch.cat([h.query.weight for h in mha.heads]),
-            torch.cat([h.key.weight for h in mha.heads]),
-            torch.cat([h.value.weight for h in mha.heads]),
-        ]))
+        attn.c_attn.weight.copy_(
+            torch.cat(
+                [
+                    torch.cat([h.query.weight for h in mha.heads]),
+                    torch.cat([h.key.weight for h in mha.heads]),
+                    torch.cat([h.value.weight for h in mha.heads]),
+                ]
+            )
+        )
         attn.c_attn.bias.zero_()  # the list's heads have no biases
         attn.c_proj.weight.copy_(mha.proj.weight)
         attn.c_proj.bias.copy_(mha.proj.bias)
@@ -67,22 +82,28 @@ def test_head_equals_scaled_dot_product_attention(causal):
     head = Head(C, HS, BLOCK, causal=causal).eval()
     x = torch.randn(3, BLOCK, C)
     with torch.no_grad():
-        want = F.scaled_dot_product_attention(head.query(x), head.key(x), head.value(x), is_causal=causal)
+        want = F.scaled_dot_product_attention(
+            head.query(x), head.key(x), head.value(x), is_causal=causal
+        )
         torch.testing.assert_close(head(x), want, atol=ATOL, rtol=ATOL)
 
 
 @pytest.mark.parametrize("fused", [True, False])
-def test_causal_self_attention_equals_scaled_dot_product_attention(fused):
+def test_causal_self_attention_equals_scaled_dot_product_attention(fused, config):
     attn = randomise_biases(CausalSelfAttention(config(fused_attention=fused)))
     x = torch.randn(3, BLOCK, C)
     with torch.no_grad():
         q, k, v = attn.c_attn(x).split(C, dim=2)
         heads = [t.view(3, BLOCK, N_HEAD, HS).transpose(1, 2) for t in (q, k, v)]  # (B, nh, T, hs)
-        y = F.scaled_dot_product_attention(*heads, is_causal=True).transpose(1, 2).reshape(3, BLOCK, C)
+        y = (
+            F.scaled_dot_product_attention(*heads, is_causal=True)
+            .transpose(1, 2)
+            .reshape(3, BLOCK, C)
+        )
         torch.testing.assert_close(attn(x), attn.c_proj(y), atol=ATOL, rtol=ATOL)
 
 
-def test_fused_attention_equals_nn_multihead_attention_with_copied_weights():
+def test_fused_attention_equals_nn_multihead_attention_with_copied_weights(config):
     attn = randomise_biases(CausalSelfAttention(config()))
     ref = torch_mha_from(attn.c_attn.weight, attn.c_attn.bias, attn.c_proj)
     x = torch.randn(2, BLOCK, C)
@@ -92,8 +113,12 @@ def test_fused_attention_equals_nn_multihead_attention_with_copied_weights():
 
 def test_list_of_heads_equals_nn_multihead_attention_with_copied_weights():
     mha = randomise_biases(MultiHeadAttention(C, N_HEAD, BLOCK))
-    in_weight = torch.cat([torch.cat([getattr(h, name).weight for h in mha.heads])
-                           for name in ("query", "key", "value")])  # (3C, C)
+    in_weight = torch.cat(
+        [
+            torch.cat([getattr(h, name).weight for h in mha.heads])
+            for name in ("query", "key", "value")
+        ]
+    )  # (3C, C)
     ref = torch_mha_from(in_weight, torch.zeros(3 * C), mha.proj)
     x = torch.randn(2, BLOCK, C)
     with torch.no_grad():
@@ -101,7 +126,7 @@ def test_list_of_heads_equals_nn_multihead_attention_with_copied_weights():
 
 
 @pytest.mark.parametrize("fused", [True, False])
-def test_list_of_heads_equals_fused_with_the_same_weights(fused):
+def test_list_of_heads_equals_fused_with_the_same_weights(fused, config):
     mha = randomise_biases(MultiHeadAttention(C, N_HEAD, BLOCK))
     attn = list_to_fused(mha, CausalSelfAttention(config(fused_attention=fused)).eval())
     x = torch.randn(2, BLOCK, C)
@@ -109,7 +134,7 @@ def test_list_of_heads_equals_fused_with_the_same_weights(fused):
         torch.testing.assert_close(attn(x), mha(x), atol=ATOL, rtol=ATOL)
 
 
-def test_attention_maps_are_causal_and_rows_sum_to_one():
+def test_attention_maps_are_causal_and_rows_sum_to_one(config):
     model = GPT(config()).eval()
     maps = model.attention_maps(torch.randint(0, 65, (2, BLOCK)))  # (n_layer, B, nh, T, T)
     assert maps.shape == (2, 2, N_HEAD, BLOCK, BLOCK)
@@ -120,22 +145,33 @@ def test_attention_maps_are_causal_and_rows_sum_to_one():
 # --- the causal mask hides the future ----------------------------------------------------------
 
 
-def vector_modules():
-    """Modules that map (B, T, C) to (B, T, ·)."""
+VECTOR_MODULES = [
+    "Head",
+    "MultiHeadAttention",
+    "CausalSelfAttention",
+    "CausalSelfAttention(explicit)",
+    "Block",
+]
+
+
+def vector_modules(config) -> dict[str, nn.Module]:
+    """Modules that map (B, T, C) to (B, T, ·), by name (VECTOR_MODULES)."""
     torch.manual_seed(0)
-    return {
+    modules = {
         "Head": Head(C, HS, BLOCK).eval(),
         "MultiHeadAttention": MultiHeadAttention(C, N_HEAD, BLOCK).eval(),
         "CausalSelfAttention": CausalSelfAttention(config()).eval(),
         "CausalSelfAttention(explicit)": CausalSelfAttention(config(fused_attention=False)).eval(),
         "Block": Block(config()).eval(),
     }
+    assert list(modules) == VECTOR_MODULES
+    return modules
 
 
-@pytest.mark.parametrize("name", list(vector_modules()))
+@pytest.mark.parametrize("name", VECTOR_MODULES)
 @pytest.mark.parametrize("t", [0, 5, BLOCK - 1])
-def test_changing_a_future_token_leaves_earlier_outputs_alone(name, t):
-    module = vector_modules()[name]
+def test_changing_a_future_token_leaves_earlier_outputs_alone(name, t, config):
+    module = vector_modules(config)[name]
     x = torch.randn(2, BLOCK, C)
     changed = x.clone()
     changed[:, t] += torch.randn(2, C)
@@ -146,7 +182,7 @@ def test_changing_a_future_token_leaves_earlier_outputs_alone(name, t):
 
 
 @pytest.mark.parametrize("t", [0, 7, BLOCK - 1])
-def test_gpt_logits_before_a_changed_token_do_not_change(t):
+def test_gpt_logits_before_a_changed_token_do_not_change(t, config):
     model = GPT(config()).eval()
     idx = torch.randint(0, 65, (2, BLOCK))
     changed = idx.clone()
@@ -169,10 +205,10 @@ def test_without_the_mask_every_position_sees_the_future():
 # --- shapes at the edges -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", list(vector_modules()))
+@pytest.mark.parametrize("name", VECTOR_MODULES)
 @pytest.mark.parametrize("B,T", [(1, 1), (1, BLOCK), (3, 1), (2, 7)])
-def test_shapes_for_odd_sizes(name, B, T):
-    module = vector_modules()[name]
+def test_shapes_for_odd_sizes(name, B, T, config):
+    module = vector_modules(config)[name]
     with torch.no_grad():
         out = module(torch.randn(B, T, C))
     width = HS if name == "Head" else C
@@ -180,7 +216,7 @@ def test_shapes_for_odd_sizes(name, B, T):
     assert torch.isfinite(out).all()
 
 
-def test_feed_forward_keeps_the_shape_and_works_per_token():
+def test_feed_forward_keeps_the_shape_and_works_per_token(config):
     ffn = FeedForward(config()).eval()
     x = torch.randn(2, 5, C)
     changed = x.clone()
@@ -193,13 +229,13 @@ def test_feed_forward_keeps_the_shape_and_works_per_token():
 
 
 @pytest.mark.parametrize("B,T", [(1, 1), (1, BLOCK), (4, 3)])
-def test_gpt_logits_shape_for_odd_sizes(B, T):
+def test_gpt_logits_shape_for_odd_sizes(B, T, config):
     model = GPT(config()).eval()
     logits, loss = model(torch.randint(0, 65, (B, T)), torch.randint(0, 65, (B, T)))
     assert logits.shape == (B, T, 65) and loss.dim() == 0
 
 
-def test_gpt_refuses_more_tokens_than_its_context():
+def test_gpt_refuses_more_tokens_than_its_context(config):
     with pytest.raises(ValueError, match="context window"):
         GPT(config())(torch.zeros(1, BLOCK + 1, dtype=torch.long))
 

@@ -74,8 +74,11 @@ def _markdown_of(doc: str) -> str:
     text = path.read_text(encoding="utf-8")
     if path.suffix == ".ipynb":
         cells = json.loads(text)["cells"]
-        sources = ("".join(c["source"]) if isinstance(c["source"], list) else c["source"]
-                   for c in cells if c["cell_type"] == "markdown")
+        sources = (
+            "".join(c["source"]) if isinstance(c["source"], list) else c["source"]
+            for c in cells
+            if c["cell_type"] == "markdown"
+        )
         return "\n\n".join(sources)
     return text
 
@@ -117,11 +120,20 @@ def book() -> subprocess.CompletedProcess:
     the warnings of pages that did not change, so -W alone would pass the second time."""
     assert JUPYTER_BOOK.exists(), f"{JUPYTER_BOOK} is missing: run `make test`, which installs it"
     env = dict(os.environ, OMP_NUM_THREADS="1")  # torch processes of other tests share the cores
-    cmd = [str(JUPYTER_BOOK), "build", str(REPO), "--all", "--warningiserror", "--keep-going",
-           "--builder", "html"]
+    cmd = [
+        str(JUPYTER_BOOK),
+        "build",
+        str(REPO),
+        "--all",
+        "--warningiserror",
+        "--keep-going",
+        "--builder",
+        "html",
+    ]
     try:
-        result = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True,
-                                timeout=BUILD_TIMEOUT_S)
+        result = subprocess.run(
+            cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S
+        )
     except subprocess.TimeoutExpired:
         pytest.fail(f"the book build took longer than {BUILD_TIMEOUT_S} s: {' '.join(cmd)}")
     shutil.rmtree(SCREENSHOTS, ignore_errors=True)
@@ -133,8 +145,8 @@ def test_book_builds_without_warnings(book):
     output = book.stdout + book.stderr
     warnings = [line for line in output.splitlines() if "WARNING" in line or "ERROR" in line]
     assert book.returncode == 0 and not warnings, (
-        f"jupyter-book build failed (exit code {book.returncode}):\n" + "\n".join(warnings or
-                                                                                  [output[-3000:]])
+        f"jupyter-book build failed (exit code {book.returncode}):\n"
+        + "\n".join(warnings or [output[-3000:]])
     )
 
 
@@ -145,12 +157,16 @@ def test_start_page_links_every_page(book):
     article = re.search(r"<article[^>]*bd-article.*?</article>", page, re.S)
     assert article, "the start page has no <article class='bd-article'>: did the theme change?"
     base = (HTML / ROOT).parent
-    linked = {(base / unquote(urlsplit(href).path)).resolve()
-              for href in re.findall(r'href="([^"#][^"]*)"', article.group(0))
-              if not urlsplit(href).scheme}
+    linked = {
+        (base / unquote(urlsplit(href).path)).resolve()
+        for href in re.findall(r'href="([^"#][^"]*)"', article.group(0))
+        if not urlsplit(href).scheme
+    }
     missing = [doc for doc in CHAPTERS if (HTML / f"{doc}.html").resolve() not in linked]
-    assert not missing, (f"{_source(ROOT).relative_to(REPO)} does not link these pages of "
-                         f"_toc.yml: {missing}; add each with {{doc}}`...` to its chapter list")
+    assert not missing, (
+        f"{_source(ROOT).relative_to(REPO)} does not link these pages of "
+        f"_toc.yml: {missing}; add each with {{doc}}`...` to its chapter list"
+    )
 
 
 def test_colab_links_point_at_the_repository():
@@ -162,12 +178,16 @@ def test_colab_links_point_at_the_repository():
     for path in [REPO / "README.md", *sorted((REPO / "book").rglob("*.md"))]:
         text = path.read_text(encoding="utf-8")
         for where, branch, notebook in re.findall(
-                r"colab\.research\.google\.com/github/([^/\s)]+/[^/\s)]+)/blob/([^/\s)]+)/"
-                r"([^\s)#?]+)", text):
+            r"colab\.research\.google\.com/github/([^/\s)]+/[^/\s)]+)/blob/([^/\s)]+)/"
+            r"([^\s)#?]+)",
+            text,
+        ):
             if where != repo or branch != config["branch"] or not (REPO / notebook).exists():
                 wrong.append(f"{path.relative_to(REPO)}: {where}/blob/{branch}/{notebook}")
-    assert not wrong, (f"Colab links that do not open {repo} at branch {config['branch']} or "
-                       f"name a notebook that does not exist:\n" + "\n".join(wrong))
+    assert not wrong, (
+        f"Colab links that do not open {repo} at branch {config['branch']} or "
+        f"name a notebook that does not exist:\n" + "\n".join(wrong)
+    )
 
 
 # --- the browser -------------------------------------------------------------------------------
@@ -178,26 +198,41 @@ def _browser() -> str:
         found = shutil.which(name)
         if found:
             return found
-    pytest.fail("no Chromium found (looked for " + ", ".join(BROWSERS) + "). The browser test "
-                "needs it: on Debian or Ubuntu run `sudo apt-get install -y chromium` "
-                "(CI installs it).")
+    pytest.fail(
+        "no Chromium found (looked for " + ", ".join(BROWSERS) + "). The browser test "
+        "needs it: on Debian or Ubuntu run `sudo apt-get install -y chromium` "
+        "(CI installs it)."
+    )
 
 
 def _render(url: str, screenshot: Path) -> str:
     """Open ``url`` in headless Chromium; return the DOM after scripts ran, save a screenshot."""
     with tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:
-        cmd = [_browser(), "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
-               "--no-first-run", "--disable-background-networking",
-               "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
-               f"--user-data-dir={profile}", "--window-size=1280,900",
-               "--virtual-time-budget=5000", "--dump-dom", f"--screenshot={screenshot}", url]
+        cmd = [
+            _browser(),
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-dev-shm-usage",
+            f"--user-data-dir={profile}",
+            "--window-size=1280,900",
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+            f"--screenshot={screenshot}",
+            url,
+        ]
         try:
-            result = subprocess.run(cmd, capture_output=True, text=True,
-                                    timeout=BROWSER_TIMEOUT_S)
+            result = subprocess.run(cmd, capture_output=True, text=True, timeout=BROWSER_TIMEOUT_S)
         except subprocess.TimeoutExpired:
             pytest.fail(f"Chromium did not finish {url} within {BROWSER_TIMEOUT_S} s")
     assert result.returncode == 0 and "<html" in result.stdout, (
-        f"Chromium failed on {url} (exit code {result.returncode}):\n{result.stderr[-2000:]}")
+        f"Chromium failed on {url} (exit code {result.returncode}):\n{result.stderr[-2000:]}"
+    )
     assert screenshot.exists() and screenshot.stat().st_size > 0, f"no screenshot of {url}"
     return result.stdout
 
@@ -212,6 +247,15 @@ def _local_file(src: str, page: Path) -> Path | None:
     return (page.parent / unquote(parts.path)).resolve()
 
 
+@pytest.mark.parametrize("doc", [d for d in PAGES if d.startswith("notebooks/")])
+def test_no_test_or_setup_machinery_in_a_chapter_page(book, doc):
+    """nbval marks are cell tags and the Colab setup cell is tagged remove-cell: readers of the
+    book see neither (learners in Lab and Colab still have the setup cell)."""
+    text = html.unescape((HTML / f"{doc}.html").read_text("utf-8"))
+    assert "NBVAL_" not in text, f"{doc}: an nbval marker shows in the page"
+    assert 'find_spec("helpers")' not in text, f"{doc}: the Colab setup cell shows in the page"
+
+
 @pytest.mark.parametrize("doc", PAGES)
 def test_page_renders_in_chromium(book, doc):
     page = HTML / f"{doc}.html"
@@ -221,14 +265,18 @@ def test_page_renders_in_chromium(book, doc):
     dom = _render(url, SCREENSHOTS / _screenshot_name(doc))
 
     title = _title_of(doc)
-    headings = [html.unescape(re.sub(r"<[^>]+>", "", h))
-                for h in re.findall(r"<h1\b[^>]*>(.*?)</h1>", dom, re.S)]
+    headings = [
+        html.unescape(re.sub(r"<[^>]+>", "", h))
+        for h in re.findall(r"<h1\b[^>]*>(.*?)</h1>", dom, re.S)
+    ]
     assert any(_words(title) in _words(h) for h in headings), (
-        f"{url}: no <h1> with the title {title!r}; the <h1>s are {headings}")
+        f"{url}: no <h1> with the title {title!r}; the <h1>s are {headings}"
+    )
 
     # MathJax is bundled into the build: a CDN would leave raw TeX on an offline machine.
-    for src in re.findall(r'<script\b[^>]*\bsrc="([^"]*mathjax[^"]*)"', page.read_text("utf-8"),
-                          re.I):
+    for src in re.findall(
+        r'<script\b[^>]*\bsrc="([^"]*mathjax[^"]*)"', page.read_text("utf-8"), re.I
+    ):
         local = _local_file(src, page)
         assert local is not None, f"{url} loads MathJax from the network ({src}), not _static/"
         assert local.exists(), f"{url} loads MathJax from {src}, which is not in the build"
@@ -237,7 +285,8 @@ def test_page_renders_in_chromium(book, doc):
     if _has_math(doc) or formulas:
         assert "<mjx-container" in dom, (
             f"{url}: the page has math, but MathJax typeset none of it (no <mjx-container>); "
-            f"is sphinx-mathjax-offline in _config.yml, and did _static/mathjax get copied?")
+            f"is sphinx-mathjax-offline in _config.yml, and did _static/mathjax get copied?"
+        )
         assert "<mjx-merror" not in dom, f"{url}: MathJax reports a TeX error on this page"
         typeset = dom.count("<mjx-container")
         assert typeset >= formulas, f"{url}: only {typeset} of {formulas} formulas were typeset"

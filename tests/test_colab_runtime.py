@@ -50,8 +50,9 @@ def test_every_lower_bound_is_met_by_colabs_versions():
     for req in requirements:
         name = freeze_diff.normalize(req.name)
         assert name in pins, f"{req.name} is not in tools/colab-runtime.txt"
-        assert req.specifier.contains(pins[name], prereleases=True), \
+        assert req.specifier.contains(pins[name], prereleases=True), (
             f"{req} is not met by Colab's {req.name}=={pins[name]}"
+        )
 
 
 def test_the_colab_extra_adds_what_colab_lacks_and_only_that():
@@ -63,7 +64,8 @@ def test_the_colab_extra_adds_what_colab_lacks_and_only_that():
 
 
 def test_requirements_txt_stays_an_exact_pin_set():
-    lines = [l.split("#")[0].strip() for l in (ROOT / "requirements.txt").read_text().splitlines()]
+    text = (ROOT / "requirements.txt").read_text()
+    lines = [line.split("#")[0].strip() for line in text.splitlines()]
     for line in filter(None, lines):
         assert line == "-e ." or "==" in line, f"requirements.txt: {line!r} is not pinned"
     assert "torch==2.13.0" in lines
@@ -77,12 +79,15 @@ def test_the_setup_step_is_the_notebooks_pip_install_on_this_checkout():
 
 def test_freeze_diff_accepts_additions_and_rejects_changes(tmp_path, capsys):
     before = "numpy==2.1.3\ntorch==2.13.0+cpu\nJinja2==3.1.6\n"
-    added = before + ("torchinfo==1.8.0\n# Editable install with no version control "
-                      "(gpt-course-helpers==0.1.0)\n-e /content/gpt-course\n")
+    added = before + (
+        "torchinfo==1.8.0\n# Editable install with no version control "
+        "(gpt-course-helpers==0.1.0)\n-e /content/gpt-course\n"
+    )
     (tmp_path / "before.txt").write_text(before)
     (tmp_path / "added.txt").write_text(added)
-    (tmp_path / "changed.txt").write_text(added.replace("numpy==2.1.3", "numpy==2.4.6")
-                                          .replace("Jinja2==3.1.6\n", ""))
+    (tmp_path / "changed.txt").write_text(
+        added.replace("numpy==2.1.3", "numpy==2.4.6").replace("Jinja2==3.1.6\n", "")
+    )
     assert freeze_diff.main([str(tmp_path / "before.txt"), str(tmp_path / "added.txt")]) == 0
     out = capsys.readouterr().out
     assert "2 added, 0 changed, 0 removed" in out and "gpt-course-helpers" in out

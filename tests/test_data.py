@@ -1,11 +1,14 @@
+import doctest
 import hashlib
+import subprocess
+import sys
 import urllib.error
 
 import pytest
 import torch
 
 from helpers import data
-from helpers.data import CharTokenizer, get_batch, train_val_split
+from helpers.data import CharTokenizer, get_batch, load_splits, show_char, train_val_split
 
 CONTENT = b"First Citizen:\nBefore we proceed any further, hear me speak.\n"
 
@@ -25,11 +28,39 @@ def test_unknown_characters_are_named_with_their_positions(char_tokenizer):
     assert "'é' at 3" in str(err.value) and "'🙂' at 6" in str(err.value)
 
 
-def test_tokenizer_saves_and_loads(tmp_path, char_tokenizer):
-    char_tokenizer.save(tmp_path / "tok.json")
-    again = CharTokenizer.load(tmp_path / "tok.json")
+def test_tokenizer_round_trips_through_json(char_tokenizer):
+    """A checkpoint stores the tokenizer as this JSON (helpers.checkpoint)."""
+    again = CharTokenizer.from_json(char_tokenizer.to_json())
     assert again.chars == char_tokenizer.chars
     assert again.encode("To be, or not to be") == char_tokenizer.encode("To be, or not to be")
+
+
+def test_show_char_makes_invisible_characters_visible_and_leaves_the_rest():
+    assert [show_char(c) for c in "a \n\t"] == ["a", "␣", "⏎", "⇥"]
+    assert [show_char(c) for c in "\r\x0b"] == ["\\r", "\\x0b"]
+    assert [show_char(c) for c in "Zé!$"] == ["Z", "é", "!", "$"]
+
+
+def test_load_splits_is_chapter_01s_opening_in_one_call(shakespeare, char_tokenizer):
+    splits = load_splits()
+    assert splits.text == shakespeare and splits.tokenizer.chars == char_tokenizer.chars
+    ids = torch.tensor(char_tokenizer.encode(shakespeare))
+    n = int(0.9 * len(ids))
+    assert splits.train.dtype == torch.long and torch.equal(splits.train, ids[:n])
+    assert torch.equal(splits.val, ids[n:])
+    assert splits.as_dict().keys() == {"train", "val"}
+
+
+def test_the_docstring_examples_hold():
+    assert doctest.testmod(data).failed == 0
+
+
+def test_chapter_01s_data_does_not_import_the_datasets_library():
+    code = "import sys, helpers.data; print('datasets' in sys.modules)"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "False"
 
 
 def test_decode_rejects_ids_outside_the_vocabulary(char_tokenizer):
@@ -41,6 +72,7 @@ def fake_download(payload: bytes, calls: list):
     def download(url, timeout=30.0):
         calls.append(url)
         return payload
+
     return download
 
 
@@ -59,12 +91,15 @@ def test_a_download_with_the_wrong_checksum_is_never_written(empty_data_dir, mon
     monkeypatch.setattr(data, "_download", fake_download(CONTENT, []))
     with pytest.raises(ValueError, match="nothing was written"):
         data.load_tiny_shakespeare()
-    assert not (empty_data_dir / "tinyshakespeare").exists() or not any((empty_data_dir / "tinyshakespeare").iterdir())
+    assert not (empty_data_dir / "tinyshakespeare").exists() or not any(
+        (empty_data_dir / "tinyshakespeare").iterdir()
+    )
 
 
 def test_offline_without_a_copy_names_the_setting_and_the_url(empty_data_dir, monkeypatch):
     def offline(url, timeout=30.0):
         raise urllib.error.URLError("Temporary failure in name resolution")
+
     monkeypatch.setattr(data, "_download", offline)
     with pytest.raises(FileNotFoundError) as err:
         data.load_tiny_shakespeare()
@@ -105,11 +140,14 @@ def test_batches_repeat_with_the_same_generator():
     assert torch.equal(a[0], b[0])
 
 
-@pytest.mark.parametrize("kwargs,message", [
-    (dict(block_size=100, batch_size=2), "must be smaller than the data"),
-    (dict(block_size=0, batch_size=2), ">= 1"),
-    (dict(block_size=8, batch_size=0), ">= 1"),
-])
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        (dict(block_size=100, batch_size=2), "must be smaller than the data"),
+        (dict(block_size=0, batch_size=2), ">= 1"),
+        (dict(block_size=8, batch_size=0), ">= 1"),
+    ],
+)
 def test_bad_batch_arguments_are_clear_errors(kwargs, message):
     with pytest.raises(ValueError, match=message):
         get_batch(torch.arange(100), **kwargs)

@@ -38,25 +38,49 @@ distributed.teardown()
 
 
 def torchrun(nproc: int, *args: str) -> None:
-    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
-                             "--nproc_per_node", str(nproc), *args],
-                            cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            str(nproc),
+            *args,
+        ],
+        cwd=ROOT,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
 
 
-@pytest.mark.parametrize("backend, device, expected", [
-    ("nccl", "cuda:1", "cuda:1"), ("nccl", "cuda", "cuda"), ("gloo", "cpu", "cpu"),
-    ("gloo", "cuda:0", "cpu")])
+@pytest.mark.parametrize(
+    "backend, device, expected",
+    [
+        ("nccl", "cuda:1", "cuda:1"),
+        ("nccl", "cuda", "cuda"),
+        ("gloo", "cpu", "cpu"),
+        ("gloo", "cuda:0", "cpu"),
+    ],
+)
 def test_collectives_use_a_tensor_on_the_backends_device(backend, device, expected):
     assert distributed.collective_device(backend, device) == torch.device(expected)
 
 
 def test_ranks_slice_one_global_batch():
     tokens = torch.arange(1000)
-    whole = train_module.rank_batch(tokens, 8, 6, distributed.Ranks(0, 1), "cpu",
-                                    torch.Generator().manual_seed(3))[0]
-    parts = [train_module.rank_batch(tokens, 8, 3, distributed.Ranks(r, 2), "cpu",
-                                     torch.Generator().manual_seed(3))[0] for r in range(2)]
+    whole = train_module.rank_batch(
+        tokens, 8, 6, distributed.Ranks(0, 1), "cpu", torch.Generator().manual_seed(3)
+    )[0]
+    parts = [
+        train_module.rank_batch(
+            tokens, 8, 3, distributed.Ranks(r, 2), "cpu", torch.Generator().manual_seed(3)
+        )[0]
+        for r in range(2)
+    ]
     assert torch.equal(torch.cat(parts), whole)
 
 

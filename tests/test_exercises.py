@@ -7,8 +7,9 @@ their solutions away."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -47,8 +48,9 @@ class TinyHead(nn.Module):
     def __init__(self, n_embd: int = 12, head_size: int = 6):
         super().__init__()
         torch.manual_seed(0)
-        self.query, self.key, self.value = (nn.Linear(n_embd, head_size, bias=False)
-                                            for _ in range(3))
+        self.query, self.key, self.value = (
+            nn.Linear(n_embd, head_size, bias=False) for _ in range(3)
+        )
 
 
 BIGRAM, HEAD = TinyBigram(), TinyHead()
@@ -58,14 +60,20 @@ TINY_GPT = GPT(GPTConfig(vocab_size=11, block_size=8, n_layer=2, n_head=2, n_emb
 # --- right answers (the notebooks' solutions, written independently) ---------------------------
 
 
+def n_params(config):
+    return sum(p.numel() for p in GPT(config).parameters())  # what the learner writes
+
+
 def make_pairs(block):
     return [(block[: t + 1], block[t + 1]) for t in range(len(block) - 1)]
 
 
 def get_batch(data, block_size, batch_size):
     ix = torch.randint(len(data) - block_size, (batch_size,))
-    return (torch.stack([data[i : i + block_size] for i in ix]),
-            torch.stack([data[i + 1 : i + block_size + 1] for i in ix]))
+    return (
+        torch.stack([data[i : i + block_size] for i in ix]),
+        torch.stack([data[i + 1 : i + block_size + 1] for i in ix]),
+    )
 
 
 @torch.no_grad()
@@ -155,140 +163,282 @@ class Case:
 
 
 CASES = {
-    "ex-01-pairs": Case(ch01.check_context_target_pairs, make_pairs,
-                        [lambda b: [(b[:t], b[t]) for t in range(len(b))],
-                         lambda b: [(b[: t + 1], b[t]) for t in range(len(b) - 1)]],
-                        [lambda b: "pairs", lambda b: [1, 2, 3], lambda b: torch.tensor(b)]),
-    "ex-01-batch": Case(ch01.check_get_batch, get_batch,
-                        [lambda d, bs, n: (torch.zeros(1), torch.zeros(1)),
-                         lambda d, bs, n: (d[:bs].repeat(n, 1), d[:bs].repeat(n, 1))],
-                        [lambda d, bs, n: [d[:bs]] * n,
-                         lambda d, bs, n: tuple(t.float() for t in get_batch(d, bs, n)),
-                         lambda d, bs, n: get_batch(d, bs, n) + (None,)]),
-    "ex-02-uniform": Case(ch02.check_uniform_loss, lambda V: -math.log(1 / V),
-                          [lambda V: 0.0, lambda V: 1 / V, lambda V: math.log2(V)],
-                          [lambda V: f"{math.log(V)}", lambda V: [math.log(V)],
-                           lambda V: torch.full((2,), math.log(V))]),
-    "ex-02-greedy": Case(lambda fn: ch02.check_greedy(fn, BIGRAM), greedy,
-                         [lambda model, idx, n: idx,
-                          lambda model, idx, n: torch.cat([idx, idx.new_zeros(1, n)], dim=1)],
-                         [lambda model, idx, n: greedy(model, idx, n).float(),
-                          lambda model, idx, n: greedy(model, idx, n)[0].tolist(),
-                          lambda model, idx, n: "The"]),
-    "ex-03-cumsum": Case(ch03.check_causal_average,
-                         lambda x: x.cumsum(1) / torch.arange(1, x.shape[1] + 1).view(-1, 1),
-                         [lambda x: x, lambda x: x.cumsum(1),
-                          lambda x: x.mean(1, keepdim=True).expand_as(x)],
-                         [lambda x: x.long(), lambda x: x.tolist(), lambda x: x.mean(1)]),
-    "ex-03-window": Case(ch03.check_window_weights, window_weights,
-                         [lambda T, k: torch.zeros(T, T),
-                          lambda T, k: window_weights(T, T),  # the causal average: no window
-                          lambda T, k: torch.full((T, T), 1 / T),
-                          lambda T, k: window_weights(T, k + 1)],
-                         [lambda T, k: np.zeros((T, T)), lambda T, k: window_weights(T, k).tolist(),
-                          lambda T, k: window_weights(T, k) > 0],
-                         hint_must_not_contain=["tril(", "diagonal=-k", "tril(-k", "masked_fill",
-                                                "band"]),
-    "ex-04-attention": Case(ch04.check_attention, attention,
-                            [lambda q, k, v, c: v, lambda q, k, v, c: attention(q, k, v, False),
-                             lambda q, k, v, c: attention(q * 8 ** 0.5, k, v, c)],
-                            [lambda q, k, v, c: (attention(q, k, v, c), None),
-                             lambda q, k, v, c: attention(q, k, v, c).long(),
-                             lambda q, k, v, c: attention(q, k, v, c).numpy()]),
-    "ex-04-cross": Case(lambda fn: ch04.check_cross_attention(fn, HEAD),
-                        lambda x, m, h: attention(h.query(x), h.key(m), h.value(m), False),
-                        [lambda x, m, h: x,
-                         lambda x, m, h: attention(h.query(x), h.key(x), h.value(x), False)],
-                        [lambda x, m, h: attention(h.query(x), h.key(m), h.value(m), False).int(),
-                         lambda x, m, h: [x, m]]),
-    "ex-05-split": Case(lambda fns: ch05.check_split_heads(*fns), (split_heads, merge_heads),
-                        [(lambda x, n: x, lambda y: y),
-                         (lambda x, n: x.view(x.shape[0], n, x.shape[1], -1), lambda y: y),
-                         (split_heads, lambda y: y.reshape(y.shape[0], y.shape[2], -1))],
-                        [(lambda x, n: x.tolist(), merge_heads),
-                         (split_heads, lambda y: y.shape),
-                         (lambda x, n: split_heads(x, n).long(), merge_heads)],
-                        stub=(stub, stub), crash=(crash, crash)),
-    "ex-05-params": Case(ch05.check_attention_params, lambda c, n: 4 * c * c + 4 * c,
-                         [lambda c, n: 0, lambda c, n: 4 * c * c, lambda c, n: 4 * c * c // n],
-                         [lambda c, n: str(4 * c * c + 4 * c), lambda c, n: [4 * c * c, 4 * c],
-                          lambda c, n: 4 * c * c + 4 * c + 0.5]),
-    "ex-06-rmsnorm": Case(ch06.check_rms_norm, rms_norm,
-                          [lambda x, w, e: x, lambda x, w, e: F.layer_norm(x, (16,), w, eps=e),
-                           lambda x, w, e: rms_norm(x, torch.ones_like(w), e),
-                           lambda x, w, e: x / x.pow(2).mean(dim=-1, keepdim=True).sqrt()],
-                          [lambda x, w, e: rms_norm(x, w, e).numpy(),
-                           lambda x, w, e: rms_norm(x, w, e).long(),
-                           lambda x, w, e: rms_norm(x, w, e)[0]],
-                          hint_must_not_contain=["rsqrt", "pow(2)", "** 2", "mean(-1",
-                                                 "mean(dim=-1", "keepdim", "x *", "x /"]),
-    "ex-06-dropout": Case(ch06.check_dropout, dropout,
-                          [lambda x, p, g: x,
-                           lambda x, p, g: x * (torch.rand(x.shape, generator=g) >= p),
-                           lambda x, p, g: x * (torch.rand(x.shape, generator=g) < p) / p],
-                          [lambda x, p, g: torch.rand(x.shape, generator=g) >= p,
-                           lambda x, p, g: dropout(x, p, g).tolist(),
-                           lambda x, p, g: dropout(x, p, g).long()]),
-    "ex-07-topk": Case(ch07.check_top_k, top_k,
-                       [lambda lg, k: lg,
-                        lambda lg, k: lg.masked_fill(top_k(lg, k) > float("-inf"), float("-inf")),
-                        lambda lg, k: top_k(lg, k + 1), lambda lg, k: top_k(lg, k).clamp(min=-1e9),
-                        lambda lg, k: torch.where(top_k(lg, k).isinf(), top_k(lg, k), 0.0),
-                        lambda lg, k: top_k(lg.flip(-1), k)],
-                       [lambda lg, k: lg.topk(k).indices, lambda lg, k: lg.topk(k),
-                        lambda lg, k: top_k(lg, k).tolist()],
-                       hint_must_not_contain=["topk(", ".values", "[:, -1:]", "masked_fill",
-                                              "logits <", "kth", "sort("]),
-    "ex-07-params": Case(lambda fn: ch07.check_parameter_count(fn, TINY_GPT),
-                         lambda config: sum(p.numel() for p in GPT(config).parameters()),
-                         [lambda config: 0,
-                          lambda config: sum(p.numel() for p in GPT(config).parameters())
-                          + config.vocab_size * config.n_embd,
-                          lambda config: 12 * config.n_layer * config.n_embd ** 2],
-                         [lambda config: str(sum(p.numel() for p in GPT(config).parameters())),
-                          lambda config: {"total": 1}, lambda config: config]),
-    "ex-08-masks": Case(ch08.check_attention_permissions, allowed,
-                        [lambda mask, causal: torch.ones(2, 4, 4, dtype=torch.bool),
-                         lambda mask, causal: allowed(mask, False),
-                         lambda mask, causal: allowed(mask, not causal)],
-                        [lambda mask, causal: allowed(mask, causal).float(),
-                         lambda mask, causal: allowed(mask, causal).tolist(),
-                         lambda mask, causal: allowed(mask, causal)[0]]),
-    "ex-08-mean-pool": Case(ch08.check_mean_pooling, mean_pool,
-                            [lambda hidden, mask: hidden[:, 0], lambda hidden, mask: hidden.mean(1),
-                             lambda hidden, mask: (hidden * mask[..., None]).sum(1) / 5],
-                            [lambda hidden, mask: (mean_pool(hidden, mask), mask),
-                             lambda hidden, mask: mean_pool(hidden, mask).numpy(),
-                             lambda hidden, mask: mean_pool(hidden, mask).int()]),
-    "ex-08-f1": Case(ch08.check_f1, f1,
-                     [lambda labels, predictions: 0.0,
-                      lambda labels, predictions: float((labels == predictions).mean())],
-                     [lambda labels, predictions: f"{f1(labels, predictions)}",
-                      lambda labels, predictions: np.array([f1(labels, predictions)] * 2),
-                      lambda labels, predictions: f1(labels, predictions) > 0]),
-    "ex-09-stable-bt": Case(ch09.check_stable_bt_loss, stable_bt_loss,
-                            [lambda c, r: -torch.log(torch.sigmoid(c - r)).mean(),
-                             lambda c, r: F.softplus(c - r).mean(),
-                             lambda c, r: F.softplus(r - c).sum()],
-                            [lambda c, r: stable_bt_loss(c, r).item(),
-                             lambda c, r: F.softplus(r - c),
-                             lambda c, r: "loss"]),
-    "ex-09-dpo-accuracy": Case(ch09.check_implicit_accuracy,
-                               lambda pc, pr, rc, rr: ((pc - rc) - (pr - rr) > 0).float().mean(),
-                               [lambda pc, pr, rc, rr: 0.5,
-                                lambda pc, pr, rc, rr: (pc > pr).float().mean()],
-                               [lambda pc, pr, rc, rr: ((pc - rc) - (pr - rr) > 0).float(),
-                                lambda pc, pr, rc, rr: "75%",
-                                lambda pc, pr, rc, rr: ((pc - rc) - (pr - rr) > 0).all()]),
-    "ex-10-batch": Case(ch10.check_effective_batch, lambda b, a, n: b * a * n,
-                        [lambda b, a, n: b, lambda b, a, n: b * a],
-                        [lambda b, a, n: str(b * a * n), lambda b, a, n: (b, a, n),
-                         lambda b, a, n: torch.tensor([b, a, n])]),
-    "ex-10-formats": Case(ch10.check_survives, survives,
-                          [lambda value, dtype: True, lambda value, dtype: dtype == torch.bfloat16],
-                          [lambda value, dtype: str(survives(value, dtype)),
-                           lambda value, dtype: torch.tensor(value).to(dtype),
-                           lambda value, dtype: [survives(value, dtype)]]),
+    "ex-01-pairs": Case(
+        ch01.check_context_target_pairs,
+        make_pairs,
+        [
+            lambda b: [(b[:t], b[t]) for t in range(len(b))],
+            lambda b: [(b[: t + 1], b[t]) for t in range(len(b) - 1)],
+        ],
+        [lambda b: "pairs", lambda b: [1, 2, 3], lambda b: torch.tensor(b)],
+    ),
+    "ex-01-batch": Case(
+        ch01.check_get_batch,
+        get_batch,
+        [
+            lambda d, bs, n: (torch.zeros(1), torch.zeros(1)),
+            lambda d, bs, n: (d[:bs].repeat(n, 1), d[:bs].repeat(n, 1)),
+        ],
+        [
+            lambda d, bs, n: [d[:bs]] * n,
+            lambda d, bs, n: tuple(t.float() for t in get_batch(d, bs, n)),
+            lambda d, bs, n: get_batch(d, bs, n) + (None,),
+        ],
+    ),
+    "ex-02-uniform": Case(
+        ch02.check_uniform_loss,
+        lambda V: -math.log(1 / V),
+        [lambda V: 0.0, lambda V: 1 / V, lambda V: math.log2(V)],
+        [
+            lambda V: f"{math.log(V)}",
+            lambda V: [math.log(V)],
+            lambda V: torch.full((2,), math.log(V)),
+        ],
+    ),
+    "ex-02-greedy": Case(
+        lambda fn: ch02.check_greedy(fn, BIGRAM),
+        greedy,
+        [
+            lambda model, idx, n: idx,
+            lambda model, idx, n: torch.cat([idx, idx.new_zeros(1, n)], dim=1),
+        ],
+        [
+            lambda model, idx, n: greedy(model, idx, n).float(),
+            lambda model, idx, n: greedy(model, idx, n)[0].tolist(),
+            lambda model, idx, n: "The",
+        ],
+    ),
+    "ex-03-cumsum": Case(
+        ch03.check_causal_average,
+        lambda x: x.cumsum(1) / torch.arange(1, x.shape[1] + 1).view(-1, 1),
+        [lambda x: x, lambda x: x.cumsum(1), lambda x: x.mean(1, keepdim=True).expand_as(x)],
+        [lambda x: x.long(), lambda x: x.tolist(), lambda x: x.mean(1)],
+    ),
+    "ex-03-window": Case(
+        ch03.check_window_weights,
+        window_weights,
+        [
+            lambda T, k: torch.zeros(T, T),
+            lambda T, k: window_weights(T, T),  # the causal average: no window
+            lambda T, k: torch.full((T, T), 1 / T),
+            lambda T, k: window_weights(T, k + 1),
+        ],
+        [
+            lambda T, k: np.zeros((T, T)),
+            lambda T, k: window_weights(T, k).tolist(),
+            lambda T, k: window_weights(T, k) > 0,
+        ],
+        hint_must_not_contain=["tril(", "diagonal=-k", "tril(-k", "masked_fill", "band"],
+    ),
+    "ex-04-attention": Case(
+        ch04.check_attention,
+        attention,
+        [
+            lambda q, k, v, c: v,
+            lambda q, k, v, c: attention(q, k, v, False),
+            lambda q, k, v, c: attention(q * 8**0.5, k, v, c),
+        ],
+        [
+            lambda q, k, v, c: (attention(q, k, v, c), None),
+            lambda q, k, v, c: attention(q, k, v, c).long(),
+            lambda q, k, v, c: attention(q, k, v, c).numpy(),
+        ],
+    ),
+    "ex-04-cross": Case(
+        lambda fn: ch04.check_cross_attention(fn, HEAD),
+        lambda x, m, h: attention(h.query(x), h.key(m), h.value(m), False),
+        [lambda x, m, h: x, lambda x, m, h: attention(h.query(x), h.key(x), h.value(x), False)],
+        [
+            lambda x, m, h: attention(h.query(x), h.key(m), h.value(m), False).int(),
+            lambda x, m, h: [x, m],
+        ],
+    ),
+    "ex-05-split": Case(
+        lambda fns: ch05.check_split_heads(*fns),
+        (split_heads, merge_heads),
+        [
+            (lambda x, n: x, lambda y: y),
+            (lambda x, n: x.view(x.shape[0], n, x.shape[1], -1), lambda y: y),
+            (split_heads, lambda y: y.reshape(y.shape[0], y.shape[2], -1)),
+        ],
+        [
+            (lambda x, n: x.tolist(), merge_heads),
+            (split_heads, lambda y: y.shape),
+            (lambda x, n: split_heads(x, n).long(), merge_heads),
+        ],
+        stub=(stub, stub),
+        crash=(crash, crash),
+    ),
+    "ex-05-params": Case(
+        ch05.check_attention_params,
+        lambda c, n: 4 * c * c + 4 * c,
+        [lambda c, n: 0, lambda c, n: 4 * c * c, lambda c, n: 4 * c * c // n],
+        [
+            lambda c, n: str(4 * c * c + 4 * c),
+            lambda c, n: [4 * c * c, 4 * c],
+            lambda c, n: 4 * c * c + 4 * c + 0.5,
+        ],
+    ),
+    "ex-06-rmsnorm": Case(
+        ch06.check_rms_norm,
+        rms_norm,
+        [
+            lambda x, w, e: x,
+            lambda x, w, e: F.layer_norm(x, (16,), w, eps=e),
+            lambda x, w, e: rms_norm(x, torch.ones_like(w), e),
+            lambda x, w, e: x / x.pow(2).mean(dim=-1, keepdim=True).sqrt(),
+        ],
+        [
+            lambda x, w, e: rms_norm(x, w, e).numpy(),
+            lambda x, w, e: rms_norm(x, w, e).long(),
+            lambda x, w, e: rms_norm(x, w, e)[0],
+        ],
+        hint_must_not_contain=[
+            "rsqrt",
+            "pow(2)",
+            "** 2",
+            "mean(-1",
+            "mean(dim=-1",
+            "keepdim",
+            "x *",
+            "x /",
+        ],
+    ),
+    "ex-06-dropout": Case(
+        ch06.check_dropout,
+        dropout,
+        [
+            lambda x, p, g: x,
+            lambda x, p, g: x * (torch.rand(x.shape, generator=g) >= p),
+            lambda x, p, g: x * (torch.rand(x.shape, generator=g) < p) / p,
+        ],
+        [
+            lambda x, p, g: torch.rand(x.shape, generator=g) >= p,
+            lambda x, p, g: dropout(x, p, g).tolist(),
+            lambda x, p, g: dropout(x, p, g).long(),
+        ],
+    ),
+    "ex-07-topk": Case(
+        ch07.check_top_k,
+        top_k,
+        [
+            lambda lg, k: lg,
+            lambda lg, k: lg.masked_fill(top_k(lg, k) > float("-inf"), float("-inf")),
+            lambda lg, k: top_k(lg, k + 1),
+            lambda lg, k: top_k(lg, k).clamp(min=-1e9),
+            lambda lg, k: torch.where(top_k(lg, k).isinf(), top_k(lg, k), 0.0),
+            lambda lg, k: top_k(lg.flip(-1), k),
+        ],
+        [
+            lambda lg, k: lg.topk(k).indices,
+            lambda lg, k: lg.topk(k),
+            lambda lg, k: top_k(lg, k).tolist(),
+        ],
+        hint_must_not_contain=[
+            "topk(",
+            ".values",
+            "[:, -1:]",
+            "masked_fill",
+            "logits <",
+            "kth",
+            "sort(",
+        ],
+    ),
+    "ex-07-params": Case(
+        lambda fn: ch07.check_parameter_count(fn, TINY_GPT),
+        n_params,
+        [
+            lambda config: 0,
+            lambda config: n_params(config) + config.vocab_size * config.n_embd,
+            lambda config: 12 * config.n_layer * config.n_embd**2,
+        ],
+        [lambda config: str(n_params(config)), lambda config: {"total": 1}, lambda config: config],
+    ),
+    "ex-08-masks": Case(
+        ch08.check_attention_permissions,
+        allowed,
+        [
+            lambda mask, causal: torch.ones(2, 4, 4, dtype=torch.bool),
+            lambda mask, causal: allowed(mask, False),
+            lambda mask, causal: allowed(mask, not causal),
+        ],
+        [
+            lambda mask, causal: allowed(mask, causal).float(),
+            lambda mask, causal: allowed(mask, causal).tolist(),
+            lambda mask, causal: allowed(mask, causal)[0],
+        ],
+    ),
+    "ex-08-mean-pool": Case(
+        ch08.check_mean_pooling,
+        mean_pool,
+        [
+            lambda hidden, mask: hidden[:, 0],
+            lambda hidden, mask: hidden.mean(1),
+            lambda hidden, mask: (hidden * mask[..., None]).sum(1) / 5,
+        ],
+        [
+            lambda hidden, mask: (mean_pool(hidden, mask), mask),
+            lambda hidden, mask: mean_pool(hidden, mask).numpy(),
+            lambda hidden, mask: mean_pool(hidden, mask).int(),
+        ],
+    ),
+    "ex-08-f1": Case(
+        ch08.check_f1,
+        f1,
+        [
+            lambda labels, predictions: 0.0,
+            lambda labels, predictions: float((labels == predictions).mean()),
+        ],
+        [
+            lambda labels, predictions: f"{f1(labels, predictions)}",
+            lambda labels, predictions: np.array([f1(labels, predictions)] * 2),
+            lambda labels, predictions: f1(labels, predictions) > 0,
+        ],
+    ),
+    "ex-09-stable-bt": Case(
+        ch09.check_stable_bt_loss,
+        stable_bt_loss,
+        [
+            lambda c, r: -torch.log(torch.sigmoid(c - r)).mean(),
+            lambda c, r: F.softplus(c - r).mean(),
+            lambda c, r: F.softplus(r - c).sum(),
+        ],
+        [
+            lambda c, r: stable_bt_loss(c, r).item(),
+            lambda c, r: F.softplus(r - c),
+            lambda c, r: "loss",
+        ],
+    ),
+    "ex-09-dpo-accuracy": Case(
+        ch09.check_implicit_accuracy,
+        lambda pc, pr, rc, rr: ((pc - rc) - (pr - rr) > 0).float().mean(),
+        [lambda pc, pr, rc, rr: 0.5, lambda pc, pr, rc, rr: (pc > pr).float().mean()],
+        [
+            lambda pc, pr, rc, rr: ((pc - rc) - (pr - rr) > 0).float(),
+            lambda pc, pr, rc, rr: "75%",
+            lambda pc, pr, rc, rr: ((pc - rc) - (pr - rr) > 0).all(),
+        ],
+    ),
+    "ex-10-batch": Case(
+        ch10.check_effective_batch,
+        lambda b, a, n: b * a * n,
+        [lambda b, a, n: b, lambda b, a, n: b * a],
+        [
+            lambda b, a, n: str(b * a * n),
+            lambda b, a, n: (b, a, n),
+            lambda b, a, n: torch.tensor([b, a, n]),
+        ],
+    ),
+    "ex-10-formats": Case(
+        ch10.check_survives,
+        survives,
+        [lambda value, dtype: True, lambda value, dtype: dtype == torch.bfloat16],
+        [
+            lambda value, dtype: str(survives(value, dtype)),
+            lambda value, dtype: torch.tensor(value).to(dtype),
+            lambda value, dtype: [survives(value, dtype)],
+        ],
+    ),
 }
 
 

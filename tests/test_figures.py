@@ -148,3 +148,15 @@ def test_the_on_track_tables_are_generated_from_the_bands():
         assert f"| {int(chapter)}. " in rendered
     low, high = BANDS["chapters"]["07"]["val_loss"]["band"]
     assert f"validation loss {low:.2f}–{high:.2f}" in rendered
+
+
+def test_a_new_device_gets_bands_as_wide_as_the_cpu_ones_centred_on_its_run():
+    widths = {"val_loss": {"reference": 2.48, "band": [2.45, 2.51]}}
+    got = {"runtime_s": 30.0, "val_loss": 2.2, "new": -0.5, "skipped": None}
+    bands = verify.measured_bands(widths, got, seconds=30.0)
+    assert bands["runtime_s"] == {"reference": 30, "band": [0, 120]}
+    assert bands["val_loss"] == {"reference": 2.2, "band": [2.17, 2.23]}
+    assert bands["new"]["band"] == [-0.525, -0.475] and "skipped" not in bands
+    text = verify.bands_json({"device": "cuda", "chapters": {"07": bands}})
+    assert json.loads(text)["chapters"]["07"] == bands
+    assert verify.bands_json(BANDS) == (figures.REFERENCE / "figures_cpu.json").read_text()

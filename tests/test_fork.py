@@ -24,7 +24,9 @@ def copy(tmp_path) -> Path:
     for name in ["_config.yml", "README.md", "tools/fork.py"]:
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / name, tmp_path / name)
-    shutil.copytree(ROOT / "book", tmp_path / "book", ignore=shutil.ignore_patterns("figures", "_ext"))
+    shutil.copytree(
+        ROOT / "book", tmp_path / "book", ignore=shutil.ignore_patterns("figures", "_ext")
+    )
     (tmp_path / "notebooks").mkdir()
     for nb in fork.notebooks(ROOT):
         shutil.copy(nb, tmp_path / "notebooks" / nb.name)
@@ -32,8 +34,12 @@ def copy(tmp_path) -> Path:
 
 
 def run_fork(copy: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(copy / "tools" / "fork.py"), *args],
-                          capture_output=True, text=True, cwd=copy)
+    return subprocess.run(
+        [sys.executable, str(copy / "tools" / "fork.py"), *args],
+        capture_output=True,
+        text=True,
+        cwd=copy,
+    )
 
 
 def test_the_repository_agrees_with_itself():
@@ -62,23 +68,39 @@ def test_fork_changes_only_the_badge_and_setup_cells(copy):
         after = json.loads(nb.read_text(encoding="utf-8"))
         assert after["cells"][2:] == before[nb.name]["cells"][2:]
         assert after["metadata"] == before[nb.name]["metadata"]
-        for old_cell, new_cell in zip(before[nb.name]["cells"][:2], after["cells"][:2]):
+        for old_cell, new_cell in zip(
+            before[nb.name]["cells"][:2], after["cells"][:2], strict=True
+        ):
             assert old_cell.get("outputs") == new_cell.get("outputs")
     config_after = (copy / "_config.yml").read_text()
-    changed = [(a, b) for a, b in zip(config_before.splitlines(), config_after.splitlines()) if a != b]
+    changed = [
+        (a, b)
+        for a, b in zip(config_before.splitlines(), config_after.splitlines(), strict=True)
+        if a != b
+    ]
     assert changed == [(f"  url: {fork.configured_url(ROOT)}", f"  url: {FORK_URL}")]
 
 
 def test_forking_back_restores_the_files_byte_for_byte(copy):
-    originals = {p: p.read_bytes() for p in [*fork.notebooks(copy), copy / "_config.yml", copy / "README.md"]}
+    originals = {
+        p: p.read_bytes() for p in [*fork.notebooks(copy), copy / "_config.yml", copy / "README.md"]
+    }
     assert run_fork(copy, FORK_URL).returncode == 0
     assert run_fork(copy, fork.configured_url(ROOT)).returncode == 0
     assert {p: p.read_bytes() for p in originals} == originals
 
 
-@pytest.mark.parametrize("bad", ["gitlab.com/someone/course", "http://github.com/someone/course",
-                                 "https://github.com/someone", "https://github.com/some one/course",
-                                 "https://github.com/someone/course/tree/main", ""])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "gitlab.com/someone/course",
+        "http://github.com/someone/course",
+        "https://github.com/someone",
+        "https://github.com/some one/course",
+        "https://github.com/someone/course/tree/main",
+        "",
+    ],
+)
 def test_a_bad_url_is_refused_with_a_clear_error_and_nothing_changes(copy, bad):
     before = {p: p.read_bytes() for p in [*fork.notebooks(copy), copy / "_config.yml"]}
     result = run_fork(copy, bad)
@@ -90,8 +112,9 @@ def test_a_bad_url_is_refused_with_a_clear_error_and_nothing_changes(copy, bad):
 def test_the_check_finds_a_notebook_that_disagrees(copy):
     nb = fork.notebooks(copy)[0]
     old_path = fork.configured_url(copy).removeprefix("https://github.com/")
-    nb.write_text(nb.read_text(encoding="utf-8").replace(old_path, "someone/my-gpt-course"),
-                  encoding="utf-8")
+    nb.write_text(
+        nb.read_text(encoding="utf-8").replace(old_path, "someone/my-gpt-course"), encoding="utf-8"
+    )
     problems = fork.disagreements(copy)
     assert any("Colab badge" in p for p in problems) and any("setup cell" in p for p in problems)
     assert run_fork(copy, "--check").returncode == 1

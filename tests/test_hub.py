@@ -10,6 +10,7 @@ from helpers import hub
 
 def test_hub_reachable_is_false_in_offline_mode_without_asking(monkeypatch):
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+
     def no_network(*args, **kwargs):
         raise AssertionError("offline mode must not touch the network")
 

@@ -49,34 +49,50 @@ def lab(tmp_path_factory):
     assert JUPYTER.exists(), f"{JUPYTER} is missing: run `make test`, which installs it"
     tmp = tmp_path_factory.mktemp("lab")
     port, token = _free_port(), secrets.token_hex(24)
-    cmd = [str(JUPYTER), "lab", "--no-browser", f"--ServerApp.ip={HOST}",
-           f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
-           f"--ServerApp.token={token}", f"--ServerApp.root_dir={NOTEBOOKS}",
-           "--ServerApp.open_browser=False"]
+    cmd = [
+        str(JUPYTER),
+        "lab",
+        "--no-browser",
+        f"--ServerApp.ip={HOST}",
+        f"--ServerApp.port={port}",
+        "--ServerApp.port_retries=0",
+        f"--ServerApp.token={token}",
+        f"--ServerApp.root_dir={NOTEBOOKS}",
+        "--ServerApp.open_browser=False",
+    ]
     if os.geteuid() == 0:  # containers and CI images often run as root; Jupyter refuses by default
         cmd.append("--allow-root")
     # Keep the server's runtime files and any user configuration out of the test.
-    env = dict(os.environ, OMP_NUM_THREADS="1", JUPYTER_RUNTIME_DIR=str(tmp / "runtime"),
-               JUPYTER_CONFIG_DIR=str(tmp / "config"))
+    env = dict(
+        os.environ,
+        OMP_NUM_THREADS="1",
+        JUPYTER_RUNTIME_DIR=str(tmp / "runtime"),
+        JUPYTER_CONFIG_DIR=str(tmp / "config"),
+    )
     log_path = tmp / "lab.log"
     with open(log_path, "wb") as log:
-        server = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                  start_new_session=True)
+        server = subprocess.Popen(
+            cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
     base = f"http://{HOST}:{port}"
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
         while True:
             if server.poll() is not None:
-                pytest.fail(f"jupyter lab exited with code {server.returncode}:\n"
-                            f"{log_path.read_text(errors='replace')[-3000:]}")
+                pytest.fail(
+                    f"jupyter lab exited with code {server.returncode}:\n"
+                    f"{log_path.read_text(errors='replace')[-3000:]}"
+                )
             try:
                 if _get(f"{base}/api/status", token, timeout=2)[0] == 200:
                     break
             except OSError:
                 pass  # not listening yet
             if time.monotonic() > deadline:
-                pytest.fail(f"jupyter lab did not answer on {base} within {START_TIMEOUT_S} s:\n"
-                            f"{log_path.read_text(errors='replace')[-3000:]}")
+                pytest.fail(
+                    f"jupyter lab did not answer on {base} within {START_TIMEOUT_S} s:\n"
+                    f"{log_path.read_text(errors='replace')[-3000:]}"
+                )
             time.sleep(0.5)
         yield base, token
     finally:

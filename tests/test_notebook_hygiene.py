@@ -87,29 +87,44 @@ def find_local_paths(text: str) -> list[str]:
     found = []
     for pattern, what in LOCAL_PATHS:
         if match := re.search(pattern, text):
-            line = text[text.rfind("\n", 0, match.start()) + 1:].split("\n", 1)[0]
+            line = text[text.rfind("\n", 0, match.start()) + 1 :].split("\n", 1)[0]
             found.append(f"{what}: {line.strip()[:120]!r}")
     return found
 
 
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
 def test_no_local_paths_in_stored_outputs(nb):
-    problems = [f"cell {i} ({where}) shows {found}" for i, where, text in stored_texts(nb)
-                for found in find_local_paths(text)]
-    assert not problems, f"{nb.name}: print paths relative to the repository, or the package name:\n" + "\n".join(problems)
+    problems = [
+        f"cell {i} ({where}) shows {found}"
+        for i, where, text in stored_texts(nb)
+        for found in find_local_paths(text)
+    ]
+    assert not problems, (
+        f"{nb.name}: print paths relative to the repository, or the package name:\n"
+        + "\n".join(problems)
+    )
 
 
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
 def test_no_ansi_escape_codes_in_stored_outputs(nb):
-    problems = [f"cell {i} ({where}): {text[:80]!r}" for i, where, text in stored_texts(nb)
-                if "\x1b" in text]
-    assert not problems, f"{nb.name}: ANSI escape codes show as raw text in the book:\n" + "\n".join(problems)
+    problems = [
+        f"cell {i} ({where}): {text[:80]!r}"
+        for i, where, text in stored_texts(nb)
+        if "\x1b" in text
+    ]
+    assert not problems, (
+        f"{nb.name}: ANSI escape codes show as raw text in the book:\n" + "\n".join(problems)
+    )
 
 
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
 def test_no_empty_outputs_are_stored(nb):
-    problems = [f"cell {i}: empty {where}" for i, where, text in stored_texts(nb) if not text.strip()]
-    assert not problems, f"{nb.name}: empty outputs (a blank block in the book):\n" + "\n".join(problems)
+    problems = [
+        f"cell {i}: empty {where}" for i, where, text in stored_texts(nb) if not text.strip()
+    ]
+    assert not problems, f"{nb.name}: empty outputs (a blank block in the book):\n" + "\n".join(
+        problems
+    )
 
 
 TQDM_BAR = re.compile(r"(\d+)%\|.*?\|\s*(\d+)/(\d+)")
@@ -118,15 +133,20 @@ TQDM_BAR = re.compile(r"(\d+)%\|.*?\|\s*(\d+)/(\d+)")
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
 def test_progress_bars_are_stored_in_their_final_state(nb):
     """A progress widget's stored text/plain is what the book shows; it must not be the bar's
-    first state (``bigram:   0%|          | 0/3001``): helpers.progress re-publishes the last one."""
-    problems = [f"cell {i}: {text.strip()[:80]!r}" for i, where, text in stored_texts(nb)
-                for match in [TQDM_BAR.search(text)]
-                if match and int(match[2]) == 0 and int(match[3]) > 0]
+    first state (``bigram:   0%|          | 0/3001``); helpers.progress re-publishes the last."""
+    problems = [
+        f"cell {i}: {text.strip()[:80]!r}"
+        for i, where, text in stored_texts(nb)
+        for match in [TQDM_BAR.search(text)]
+        if match and int(match[2]) == 0 and int(match[3]) > 0
+    ]
     assert not problems, f"{nb.name}: progress bars stored at 0%:\n" + "\n".join(problems)
 
 
 def test_the_local_path_check_can_fail():
-    assert find_local_paths(f"saved to {ROOT}/runs/x") and find_local_paths("/x/lib/python3.11/site-packages/y")
+    assert find_local_paths(f"saved to {ROOT}/runs/x") and find_local_paths(
+        "/x/lib/python3.11/site-packages/y"
+    )
     assert find_local_paths("cache in /home/ann/.cache") and find_local_paths("wrote /tmp/abc")
     assert find_local_paths(r"C:\Users\ann\gpt") and find_local_paths("/root/.cache/huggingface")
     assert not find_local_paths("kept checkpoint: runs/08_imdb/checkpoint-339")
@@ -146,7 +166,8 @@ def test_the_kernelspec_says_python_3(nb):
     """Lab, Colab and VS Code pick the kernel from this; without it they guess by language."""
     spec = json.loads(nb.read_text(encoding="utf-8"))["metadata"].get("kernelspec", {})
     assert spec.get("name") == "python3" and spec.get("language") == "python", (
-        f"{nb.name}: kernelspec is {spec!r}; tools/execute_notebooks.py writes it")
+        f"{nb.name}: kernelspec is {spec!r}; tools/execute_notebooks.py writes it"
+    )
 
 
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
@@ -177,13 +198,32 @@ def test_badges_setup_cells_and_docs_agree_with_the_configured_repository():
 
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
 def test_some_outputs_are_checked_by_nbval(nb):
-    assert any(source(c).startswith("# NBVAL_CHECK_OUTPUT") for c in cells(nb) if c["cell_type"] == "code")
+    """Deterministic outputs are compared by nbval; the mark is a cell tag, so the book and
+    the learner do not see test machinery in the code."""
+    code = [c for c in cells(nb) if c["cell_type"] == "code"]
+    assert any("nbval-check-output" in c["metadata"].get("tags", []) for c in code)
+    assert not any("NBVAL_" in source(c) for c in code), "use the nbval-check-output tag"
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
+def test_the_setup_cell_and_live_widgets_are_hidden_in_the_book(nb):
+    """The book has no Colab runtime to set up and cannot run widget callbacks (a static
+    picture follows each widget); Lab and Colab show these cells as usual."""
+    for c in cells(nb):
+        calls_widget = any(
+            line.startswith(("sampling_lab(", "attention_explorer("))
+            for line in source(c).splitlines()
+        )
+        if c["cell_type"] == "code" and ('find_spec("helpers")' in source(c) or calls_widget):
+            assert "remove-cell" in c["metadata"].get("tags", []), source(c)[:80]
 
 
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebooks_read_no_environment_variables(nb):
     code = "\n".join(source(c) for c in cells(nb) if c["cell_type"] == "code")
-    assert "os.environ" not in code and "getenv" not in code, "only helpers.settings reads the environment"
+    assert "os.environ" not in code and "getenv" not in code, (
+        "only helpers.settings reads the environment"
+    )
 
 
 def test_every_notebook_is_in_the_table_of_contents():

@@ -1,14 +1,18 @@
 """The plots that chapters 03-06 use (their exercise checks are tested in test_exercises.py)."""
 
-import matplotlib.pyplot as plt
+import warnings
 
-from helpers.plots import compare_losses, plot_gradient_norms
+import matplotlib.pyplot as plt
+import torch
+
+from helpers.plots import attention_heatmap, compare_losses, plot_gradient_norms
 from helpers.train import History
 
 
 def history(offset: float) -> History:
-    return History(steps=[0, 10, 20], train_loss=[4.0 - offset, 3.0, 2.5],
-                   val_loss=[4.1, 3.2, 2.8 + offset])
+    return History(
+        steps=[0, 10, 20], train_loss=[4.0 - offset, 3.0, 2.5], val_loss=[4.1, 3.2, 2.8 + offset]
+    )
 
 
 def test_compare_losses_draws_one_line_per_run_and_train_curves_on_request():
@@ -24,4 +28,13 @@ def test_plot_gradient_norms_uses_a_log_scale_and_numbers_layers_from_one():
     ax = plot_gradient_norms({"plain": [1e-9, 1e-3, 1.0], "residual": [1.0, 1.0, 1.0]})
     assert ax.get_yscale() == "log"
     assert list(ax.get_lines()[0].get_xdata()) == [1, 2, 3]
+    plt.close("all")
+
+
+def test_attention_heatmap_shows_spaces_and_newlines_and_the_font_has_their_glyphs():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # "Glyph ... missing from font"
+        ax = attention_heatmap(torch.full((4, 4), 0.25), ["a", " ", "\n", "\t"])
+        ax.figure.canvas.draw()
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "␣", "⏎", "⇥"]
     plt.close("all")

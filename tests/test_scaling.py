@@ -9,33 +9,27 @@ from pathlib import Path
 import pytest
 import torch
 
-from helpers.model import GPT, GPTConfig
 from helpers.train import accumulate_gradients, load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def small_model() -> GPT:
-    torch.manual_seed(0)
-    return GPT(GPTConfig(vocab_size=65, block_size=16, n_layer=2, n_head=2, n_embd=32))
 
 
 def gradients(model):
     return [p.grad.clone() for p in model.parameters()]
 
 
-def test_accumulating_k_micro_batches_equals_one_batch_k_times_larger():
+def test_accumulating_k_micro_batches_equals_one_batch_k_times_larger(tiny_gpt):
     x = torch.randint(0, 65, (8, 16))
     y = torch.randint(0, 65, (8, 16))
-    one, many = small_model(), small_model()
+    one, many = tiny_gpt(), tiny_gpt()
     accumulate_gradients(one, [(x, y)], "cpu")
     accumulate_gradients(many, [(x[i : i + 2], y[i : i + 2]) for i in range(0, 8, 2)], "cpu")
-    for a, b in zip(gradients(one), gradients(many)):
+    for a, b in zip(gradients(one), gradients(many), strict=True):
         torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
 
 
-def test_bf16_autocast_on_cpu_gives_a_finite_loss_close_to_fp32():
-    model = small_model()
+def test_bf16_autocast_on_cpu_gives_a_finite_loss_close_to_fp32(tiny_gpt):
+    model = tiny_gpt()
     x = torch.randint(0, 65, (4, 16))
     _, fp32 = model(x, x)
     with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -49,14 +43,38 @@ def test_torchrun_with_two_cpu_processes_writes_one_loadable_checkpoint(tmp_path
     out = tmp_path / "ddp"
     env = {**os.environ, "GPT_COURSE_SMOKE": "1", "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-         "-m", "helpers.train", "--preset", "gpt", "--max-iters", "4", "--device", "cpu", "--out", str(out)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "helpers.train",
+            "--preset",
+            "gpt",
+            "--max-iters",
+            "4",
+            "--device",
+            "cpu",
+            "--out",
+            str(out),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     assert result.stdout.count("best val loss") == 1  # only rank 0 reports
     assert sorted(p.name for p in out.iterdir()) == ["config.json", "last", "model.safetensors"]
     assert sorted(p.name for p in (out / "last").iterdir()) == [
-        "config.json", "model.safetensors", "training_state.pt"]
+        "config.json",
+        "model.safetensors",
+        "training_state.pt",
+    ]
     meta = json.loads((out / "last" / "config.json").read_text())
     assert meta["step"] == 4
     model, tokenizer = load_checkpoint(out)  # no "module." prefix from the DDP wrapper

@@ -28,9 +28,19 @@ def test_smoke_runs_never_share_a_folder_with_full_runs(monkeypatch, tmp_path):
     assert settings.runs_dir() != full and settings.runs_dir().parent == full
 
 
+@pytest.mark.parametrize(
+    "cuda, mps, expected",
+    [(True, True, "cuda"), (True, False, "cuda"), (False, True, "mps"), (False, False, "cpu")],
+)
+def test_the_default_device_is_cuda_then_mps_then_cpu(monkeypatch, cuda, mps, expected):
+    monkeypatch.delenv("GPT_COURSE_DEVICE", raising=False)
+    monkeypatch.setattr(settings.torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(settings.torch.backends.mps, "is_available", lambda: mps)
+    assert settings.pick_device() == expected
+
+
 def test_device_choice(monkeypatch):
     monkeypatch.delenv("GPT_COURSE_DEVICE", raising=False)
-    assert settings.pick_device() in settings.DEVICES
     assert settings.pick_device("cpu") == "cpu"
     monkeypatch.setenv("GPT_COURSE_DEVICE", "cpu")
     assert settings.pick_device() == "cpu"

@@ -22,31 +22,56 @@ TOKENS_PER_STEP = 32 * 64
 
 
 def row(label, switch, tokens_per_second, first, first_step_seconds, kept, processes=1):
-    return {"label": label, "switch": switch, "processes": processes,
-            "tokens_per_second": tokens_per_second, "ratio": tokens_per_second / first,
-            "seconds_per_step": TOKENS_PER_STEP * processes / tokens_per_second,
-            "first_step_seconds": first_step_seconds, "peak_bytes": 500 * 2**20, "kept": kept}
+    return {
+        "label": label,
+        "switch": switch,
+        "processes": processes,
+        "tokens_per_second": tokens_per_second,
+        "ratio": tokens_per_second / first,
+        "seconds_per_step": TOKENS_PER_STEP * processes / tokens_per_second,
+        "first_step_seconds": first_step_seconds,
+        "peak_bytes": 500 * 2**20,
+        "kept": kept,
+    }
 
 
 def avx2_only_table():
     """The stored run: 2-core AMD EPYC, AVX2 only (chapter 10's stored output)."""
     f = 26_620
-    return [row("explicit attention, fp32", None, f, f, 0.2, True),
-            row("+ fused attention (SDPA)", "fused_attention", 30_662, f, 0.1, True),
-            row("+ bf16 autocast", "autocast_dtype", 1_664, f, 1.6, False),
-            row("+ torch.compile", "compile", 35_449, f, 17.5, True),
-            row("+ fused AdamW", "fused_adamw", 32_225, f, 2.6, False),
-            row("DDP, 2 processes (gloo), best above", "ddp", 36_041, f, 18.5, None, processes=2)]
+    return [
+        row("explicit attention, fp32", None, f, f, 0.2, True),
+        row("+ fused attention (SDPA)", "fused_attention", 30_662, f, 0.1, True),
+        row("+ bf16 autocast", "autocast_dtype", 1_664, f, 1.6, False),
+        row("+ torch.compile", "compile", 35_449, f, 17.5, True),
+        row("+ fused AdamW", "fused_adamw", 32_225, f, 2.6, False),
+        row("DDP, 2 processes (gloo), best above", "ddp", 36_041, f, 18.5, None, processes=2),
+    ]
 
 
 def avx512_bf16_table():
     """The re-run: 2-core AMD EPYC with AVX-512-BF16 (issue 18 gives ratios to the first row)."""
     f = 43_308
-    return [row("explicit attention, fp32", None, f, f, 0.1, True),
-            row("+ fused attention (SDPA)", "fused_attention", 1.09 * f, f, 0.1, True),
-            row("+ bf16 autocast", "autocast_dtype", 1.11 * f, f, 0.3, True),
-            row("+ torch.compile", "compile", 1.08 * f, f, 26.3, False),
-            row("DDP, 2 processes (gloo), best above", "ddp", 1.04 * f, f, 0.4, None, processes=2)]
+    return [
+        row("explicit attention, fp32", None, f, f, 0.1, True),
+        row("+ fused attention (SDPA)", "fused_attention", 1.09 * f, f, 0.1, True),
+        row("+ bf16 autocast", "autocast_dtype", 1.11 * f, f, 0.3, True),
+        row("+ torch.compile", "compile", 1.08 * f, f, 26.3, False),
+        row("DDP, 2 processes (gloo), best above", "ddp", 1.04 * f, f, 0.4, None, processes=2),
+    ]
+
+
+def reference_table():
+    """Chapter 10's stored run after re-execution on the reference machine, a 2-core EPYC with
+    AVX-512-BF16 (commit 28e9a00; first steps printed as 0.0 s are taken as 0.04 s)."""
+    f = 48_519
+    return [
+        row("explicit attention, fp32", None, f, f, 0.1, True),
+        row("+ fused attention (SDPA)", "fused_attention", 53_638, f, 0.04, True),
+        row("+ bf16 autocast", "autocast_dtype", 65_580, f, 0.04, True),
+        row("+ torch.compile", "compile", 63_698, f, 21.4, False),
+        row("+ fused AdamW", "fused_adamw", 64_263, f, 0.04, False),
+        row("DDP, 2 processes (gloo), best above", "ddp", 69_144, f, 0.1, None, processes=2),
+    ]
 
 
 def about(sentences, label):
@@ -63,7 +88,7 @@ def test_bf16_is_left_off_without_bf16_instructions_and_kept_with_them():
     assert "left off" in avx2 and "18.4× slower" in avx2  # 1,664 vs fused attention's 30,662
     assert "kept" in bf16 and "1.11× the first row" in bf16
     # against the configuration it was tried on (fused attention), the gain is small: said so
-    assert '1.02× the tokens/s of "fused attention (SDPA)"' in bf16 and "under 5%" in bf16
+    assert '1.02× the tokens/s of "fused attention (SDPA)"' in bf16 and "under 10%" in bf16
 
 
 def test_compile_pays_back_after_the_measured_number_of_steps_or_never():
@@ -93,9 +118,9 @@ def test_ddp_is_compared_with_the_best_single_process():
     ddp = "DDP, 2 processes (gloo), best above"
     avx2 = about(conclusions(avx2_only_table(), run_steps=1500), ddp)
     assert "1.02× the tokens/s of the best single process" in avx2  # 36,041 vs 35,449
-    assert '"fused attention (SDPA) + torch.compile"' in avx2 and "under 5%" in avx2
+    assert '"fused attention (SDPA) + torch.compile"' in avx2 and "under 10%" in avx2
     bf16 = about(conclusions(avx512_bf16_table(), run_steps=1500), ddp)
-    assert "0.94× the tokens/s of the best single process" in bf16 and "6% slower" in bf16
+    assert "0.94× the tokens/s of the best single process" in bf16 and "under 10%" in bf16
 
 
 def test_the_two_machines_get_different_conclusions_and_the_best_configuration_follows():
@@ -148,14 +173,33 @@ def test_bench_scaling_json_from_a_smoke_run_gives_conclusions(tmp_path):
     out = tmp_path / "scaling.json"
     env = {**os.environ, "GPT_COURSE_SMOKE": "1", "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
-        [sys.executable, "bench/scaling.py", "--device", "cpu", "--steps", "3", "--no-compile",
-         "--json", str(out)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+        [
+            sys.executable,
+            "bench/scaling.py",
+            "--device",
+            "cpu",
+            "--steps",
+            "3",
+            "--no-compile",
+            "--json",
+            str(out),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     table = json.loads(out.read_text())
     rows = table["rows"]
     assert [r["label"] for r in rows] == [
-        "explicit attention, fp32", "+ fused attention (SDPA)", "+ bf16 autocast",
-        "+ fused AdamW", "DDP, 2 processes (gloo), best above"]
+        "explicit attention, fp32",
+        "+ fused attention (SDPA)",
+        "+ bf16 autocast",
+        "+ fused AdamW",
+        "DDP, 2 processes (gloo), best above",
+    ]
     assert rows[0]["ratio"] == 1.0 and rows[-1]["processes"] == 2
     for r in rows:
         assert r["tokens_per_second"] > 0 and r["seconds_per_step"] > 0
@@ -163,3 +207,16 @@ def test_bench_scaling_json_from_a_smoke_run_gives_conclusions(tmp_path):
     assert table["hardware"] and table["features"].startswith("CPU:")
     said = conclusions(rows, run_steps=1500)
     assert len(said) == len(rows) + 1  # one per row, and the fastest configuration
+
+
+def test_the_reference_machines_stored_table_gets_its_own_verdicts():
+    said = conclusions(reference_table(), run_steps=1500)
+    bf16 = about(said, "+ bf16 autocast")
+    assert 'kept, 1.22× the tokens/s of "fused attention (SDPA)"' in bf16  # 65,580 / 53,638
+    assert "1.35× the first row" in bf16 and "22% faster" in bf16
+    assert "left off, 0.97×" in about(said, "+ torch.compile")
+    assert any("21.4 s longer" in s and "never pays back" in s for s in said)
+    assert "no clear gain or loss" in about(said, "+ fused AdamW")  # 0.98×
+    assert "1.05× the tokens/s of the best single process" in about(
+        said, "DDP, 2 processes (gloo), best above"
+    )

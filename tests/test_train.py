@@ -5,6 +5,7 @@ import json
 import math
 import time
 from dataclasses import replace
+from itertools import pairwise
 
 import pytest
 import torch
@@ -12,7 +13,6 @@ from safetensors.torch import load_file
 
 from helpers import train as train_module
 from helpers.checkpoint import read_checkpoint_meta
-from helpers.model import GPT, GPTConfig
 from helpers.train import (
     History,
     TrainConfig,
@@ -25,16 +25,23 @@ from helpers.train import (
     train,
 )
 
-CFG = TrainConfig(name="test", device="cpu", smoke=True,
-                  model=GPTConfig(vocab_size=65, block_size=16, n_layer=1, n_head=2, n_embd=16),
-                  batch_size=4, max_iters=20, learning_rate=1e-2, min_lr=1e-3, warmup_iters=5,
-                  eval_interval=5, eval_iters=2)
 
-
-def small_model(**overrides) -> GPT:
-    torch.manual_seed(0)
-    values = dict(vocab_size=65, block_size=16, n_layer=1, n_head=2, n_embd=16)
-    return GPT(GPTConfig(**{**values, **overrides}))
+@pytest.fixture
+def cfg(tiny_config) -> TrainConfig:
+    """A training run of the tiny GPT that takes a fraction of a second."""
+    return TrainConfig(
+        name="test",
+        device="cpu",
+        smoke=True,
+        model=tiny_config(),
+        batch_size=4,
+        max_iters=20,
+        learning_rate=1e-2,
+        min_lr=1e-3,
+        warmup_iters=5,
+        eval_interval=5,
+        eval_iters=2,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -43,63 +50,73 @@ def tokens(shakespeare, char_tokenizer):
     return {"train": ids[:18_000], "val": ids[18_000:]}
 
 
-def test_schedule_warms_up_then_decays_to_min_lr():
-    cfg = replace(CFG, max_iters=100, warmup_iters=10)
+def test_schedule_warms_up_then_decays_to_min_lr(cfg):
+    cfg = replace(cfg, max_iters=100, warmup_iters=10)
     lrs = [learning_rate(s, cfg) for s in range(101)]
     assert lrs[0] == pytest.approx(1e-3) and lrs[9] == pytest.approx(1e-2)
-    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))  # never rises after warmup
+    assert all(a >= b for a, b in pairwise(lrs[10:]))  # never rises after warmup
     assert lrs[100] == pytest.approx(cfg.min_lr)
 
 
-def test_weight_decay_applies_to_matrices_only():
-    model = small_model()
-    decay, no_decay = make_optimizer(model, CFG).param_groups
-    assert all(p.dim() >= 2 for p in decay["params"]) and decay["weight_decay"] == CFG.weight_decay
+def test_weight_decay_applies_to_matrices_only(cfg, tiny_gpt):
+    model = tiny_gpt()
+    decay, no_decay = make_optimizer(model, cfg).param_groups
+    assert all(p.dim() >= 2 for p in decay["params"]) and decay["weight_decay"] == cfg.weight_decay
     assert all(p.dim() < 2 for p in no_decay["params"]) and no_decay["weight_decay"] == 0.0
 
 
-def test_training_lowers_the_validation_loss(tokens):
-    history = train(small_model(), tokens, replace(CFG, max_iters=60, eval_interval=20), progress=False)
+def test_training_lowers_the_validation_loss(tokens, cfg, tiny_gpt):
+    history = train(
+        tiny_gpt(), tokens, replace(cfg, max_iters=60, eval_interval=20), progress=False
+    )
     assert history.steps == [0, 20, 40, 60]
     assert history.val_loss[-1] < history.val_loss[0] - 0.3
 
 
-def test_a_time_budget_becomes_a_step_count_and_the_schedule_follows_the_step_only(tokens):
+def test_a_time_budget_becomes_a_step_count_and_the_schedule_follows_the_step_only(
+    tokens, cfg, tiny_gpt
+):
     """The budget fixes max_iters before training (timing throw-away steps that leave no trace);
     the run is then exactly the run with that max_iters and no budget."""
-    budgeted = train(small_model(dropout=0.1), tokens,
-                     replace(CFG, max_iters=10_000, eval_interval=7, time_budget=0.3), progress=False)
+    budgeted = train(
+        tiny_gpt(dropout=0.1),
+        tokens,
+        replace(cfg, max_iters=10_000, eval_interval=7, time_budget=0.3),
+        progress=False,
+    )
     n = budgeted.max_iters
     assert 1 <= n < 10_000 and budgeted.seconds_per_step > 0 and budgeted.steps[-1] == n
-    planned = replace(CFG, max_iters=n, eval_interval=7)
+    planned = replace(cfg, max_iters=n, eval_interval=7)
     assert budgeted.lr == [learning_rate(s, planned) for s in budgeted.steps]
-    plain = train(small_model(dropout=0.1), tokens, planned, progress=False)
+    plain = train(tiny_gpt(dropout=0.1), tokens, planned, progress=False)
     assert plain.steps == budgeted.steps and plain.val_loss == budgeted.val_loss
 
 
-def test_plan_steps_fits_the_budget_and_never_exceeds_max_iters():
-    cfg = replace(CFG, max_iters=1000, time_budget=10.0)
+def test_plan_steps_fits_the_budget_and_never_exceeds_max_iters(cfg):
+    cfg = replace(cfg, max_iters=1000, time_budget=10.0)
     assert plan_steps(cfg, 0.05) == 200
     assert plan_steps(cfg, 0.001) == 1000
     assert plan_steps(cfg, 60.0) == 1
 
 
-def test_tokens_per_second_counts_training_steps_only(tokens, monkeypatch):
+def test_tokens_per_second_counts_training_steps_only(tokens, monkeypatch, cfg, tiny_gpt):
     def slow_evaluation(*args, **kwargs):
         time.sleep(0.3)
         return {"train": 1.0, "val": 1.0}
 
     monkeypatch.setattr(train_module, "estimate_loss", slow_evaluation)
-    history = train(small_model(), tokens, replace(CFG, max_iters=5, eval_interval=1), progress=False)
-    tokens_per_step = CFG.batch_size * CFG.block_size
+    history = train(tiny_gpt(), tokens, replace(cfg, max_iters=5, eval_interval=1), progress=False)
+    tokens_per_step = cfg.batch_size * cfg.block_size
     assert history.elapsed[-1] > 1.5  # six slow evaluations ...
     assert history.tokens_per_second > 4 * tokens_per_step / 0.3  # ... none of them counted
     assert history.first_step_seconds > 0
 
 
-def test_checkpoint_round_trip_gives_identical_logits(tmp_path, char_tokenizer):
-    model = small_model().eval()
-    save_checkpoint(tmp_path, model, tokenizer=char_tokenizer, step=7, history=History(val_loss=[2.0]))
+def test_checkpoint_round_trip_gives_identical_logits(tmp_path, char_tokenizer, tiny_gpt):
+    model = tiny_gpt().eval()
+    save_checkpoint(
+        tmp_path, model, tokenizer=char_tokenizer, step=7, history=History(val_loss=[2.0])
+    )
     again, tok = load_checkpoint(tmp_path)
     idx = torch.randint(0, 65, (2, 16))
     assert torch.equal(model(idx)[0], again.eval()(idx)[0])
@@ -108,10 +125,10 @@ def test_checkpoint_round_trip_gives_identical_logits(tmp_path, char_tokenizer):
     assert meta["step"] == 7 and meta["best_val_loss"] == 2.0
 
 
-def test_loading_into_a_model_of_another_shape_names_the_difference(tmp_path):
-    save_checkpoint(tmp_path, small_model())
+def test_loading_into_a_model_of_another_shape_names_the_difference(tmp_path, tiny_gpt):
+    save_checkpoint(tmp_path, tiny_gpt())
     with pytest.raises(ValueError, match="n_embd is 16 there but 32 here"):
-        load_checkpoint(tmp_path, small_model(n_embd=32))
+        load_checkpoint(tmp_path, tiny_gpt(n_embd=32))
 
 
 def test_a_missing_checkpoint_says_how_to_make_one(tmp_path):
@@ -119,7 +136,9 @@ def test_a_missing_checkpoint_says_how_to_make_one(tmp_path):
         load_checkpoint(tmp_path / "nothing")
 
 
-def test_a_crash_mid_run_leaves_the_last_good_checkpoint(tmp_path, tokens, monkeypatch):
+def test_a_crash_mid_run_leaves_the_last_good_checkpoint(
+    tmp_path, tokens, monkeypatch, cfg, tiny_gpt
+):
     real_get_batch, calls = train_module.get_batch, []
 
     def crashing_get_batch(*args, **kwargs):
@@ -130,7 +149,7 @@ def test_a_crash_mid_run_leaves_the_last_good_checkpoint(tmp_path, tokens, monke
 
     monkeypatch.setattr(train_module, "get_batch", crashing_get_batch)
     with pytest.raises(RuntimeError, match="simulated crash"):
-        train(small_model(), tokens, CFG, checkpoint_dir=tmp_path, progress=False)
+        train(tiny_gpt(), tokens, cfg, checkpoint_dir=tmp_path, progress=False)
     model, _ = load_checkpoint(tmp_path)
     meta = json.loads((tmp_path / "config.json").read_text())
     assert meta["step"] > 0 and math.isfinite(meta["best_val_loss"])
@@ -162,37 +181,46 @@ def test_stop_and_resume_equals_an_uninterrupted_run(tmp_path, monkeypatch):
     assert best["best_val_loss"] == pytest.approx(min(whole.val_loss))
 
 
-def test_a_training_state_from_another_step_is_an_error_naming_both_steps(tmp_path, tokens):
-    train(small_model(), tokens, replace(CFG, max_iters=10), checkpoint_dir=tmp_path, progress=False)
+def test_a_training_state_from_another_step_is_an_error_naming_both_steps(
+    tmp_path, tokens, cfg, tiny_gpt
+):
+    train(tiny_gpt(), tokens, replace(cfg, max_iters=10), checkpoint_dir=tmp_path, progress=False)
     state_file = tmp_path / "last" / "training_state.pt"
     state = torch.load(state_file, weights_only=True)
     torch.save({**state, "step": 5}, state_file)
     with pytest.raises(ValueError, match="from step 5 but model.safetensors is from step 10"):
-        train(small_model(), tokens, replace(CFG, max_iters=10), checkpoint_dir=tmp_path,
-              resume=True, progress=False)
+        train(
+            tiny_gpt(),
+            tokens,
+            replace(cfg, max_iters=10),
+            checkpoint_dir=tmp_path,
+            resume=True,
+            progress=False,
+        )
 
 
-def test_a_config_needs_a_model_shape_or_a_context_length():
+def test_a_config_needs_a_model_shape_or_a_context_length(cfg):
     assert TrainConfig(name="b", device="cpu", smoke=True, context_length=8).block_size == 8
-    assert CFG.block_size == 16
+    assert cfg.block_size == 16
     with pytest.raises(ValueError, match="either model"):
         TrainConfig(name="b", device="cpu", smoke=True)
     with pytest.raises(ValueError, match="not both"):
-        replace(CFG, context_length=8)
+        replace(cfg, context_length=8)
 
 
-def test_describe_shows_the_chosen_fields_only():
-    text = CFG.describe("batch_size", "model.n_embd")
+def test_describe_shows_the_chosen_fields_only(cfg):
+    text = cfg.describe("batch_size", "model.n_embd")
     assert text.splitlines() == ["batch_size   = 4", "model.n_embd = 16"]
-    assert "model.n_layer" in CFG.describe() and "warmup_iters" in CFG.describe()
+    assert "model.n_layer" in cfg.describe() and "warmup_iters" in cfg.describe()
     with pytest.raises(ValueError, match="no field 'batch'"):
-        CFG.describe("batch")
+        cfg.describe("batch")
 
 
 def test_cli_trains_and_writes_a_loadable_checkpoint(tmp_path, monkeypatch):
     monkeypatch.setenv("GPT_COURSE_SMOKE", "1")
-    history = train_module.main(["--preset", "gpt", "--max-iters", "3", "--device", "cpu",
-                                 "--out", str(tmp_path)])
+    history = train_module.main(
+        ["--preset", "gpt", "--max-iters", "3", "--device", "cpu", "--out", str(tmp_path)]
+    )
     assert (tmp_path / "model.safetensors").exists() and (tmp_path / "config.json").exists()
     model, tokenizer = load_checkpoint(tmp_path)
     assert tokenizer.vocab_size == 65 and history.steps[-1] == 3
@@ -200,8 +228,22 @@ def test_cli_trains_and_writes_a_loadable_checkpoint(tmp_path, monkeypatch):
 
 def test_cli_overrides_the_evaluation_interval_and_lifts_the_time_budget(tmp_path, monkeypatch):
     monkeypatch.setenv("GPT_COURSE_SMOKE", "1")
-    history = train_module.main(["--preset", "gpt", "--max-iters", "3", "--device", "cpu",
-                                 "--eval-interval", "1", "--time-budget", "0", "--out", str(tmp_path)])
+    history = train_module.main(
+        [
+            "--preset",
+            "gpt",
+            "--max-iters",
+            "3",
+            "--device",
+            "cpu",
+            "--eval-interval",
+            "1",
+            "--time-budget",
+            "0",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert history.steps == [0, 1, 2, 3] and history.stopped_by == "max_iters"
 
 
@@ -228,7 +270,13 @@ def test_gpu_preset_is_the_published_shape(monkeypatch):
     monkeypatch.setenv("GPT_COURSE_SMOKE", "0")
     gpu = preset("gpt", device="cuda")
     shape = gpu.model
-    assert (shape.n_layer, shape.n_head, shape.n_embd, shape.block_size, shape.dropout) == (6, 6, 384, 256, 0.2)
+    assert (shape.n_layer, shape.n_head, shape.n_embd, shape.block_size, shape.dropout) == (
+        6,
+        6,
+        384,
+        256,
+        0.2,
+    )
 
 
 def test_unknown_preset_names_the_choices():

@@ -24,8 +24,12 @@ def pip_commands(cell_source: str) -> list[list[str]]:
     calls, with `sys.executable` left out."""
     commands = []
     for node in ast.walk(ast.parse(cell_source)):
-        if (isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.List)
-                and ast.unparse(node.args[0].elts[0]) == "sys.executable"):
+        if (
+            isinstance(node, ast.Call)
+            and node.args
+            and isinstance(node.args[0], ast.List)
+            and ast.unparse(node.args[0].elts[0]) == "sys.executable"
+        ):
             commands.append([ast.literal_eval(e) for e in node.args[0].elts[1:]])
     return commands
 

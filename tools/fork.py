@@ -18,8 +18,12 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-URL_PATTERN = re.compile(r"https://github\.com/([A-Za-z0-9](?:[A-Za-z0-9-]{0,38}))/([A-Za-z0-9._-]{1,100})")
-CONFIG_URL_LINE = re.compile(r"^(repository:\s*\n(?:[ \t]+.*\n|\s*\n)*?[ \t]+url:[ \t]*)(\S+)", re.M)
+URL_PATTERN = re.compile(
+    r"https://github\.com/([A-Za-z0-9](?:[A-Za-z0-9-]{0,38}))/([A-Za-z0-9._-]{1,100})"
+)
+CONFIG_URL_LINE = re.compile(
+    r"^(repository:\s*\n(?:[ \t]+.*\n|\s*\n)*?[ \t]+url:[ \t]*)(\S+)", re.M
+)
 COLAB_LINK = re.compile(r"colab\.research\.google\.com/github/([^/\s)\"]+/[^/\s)\"]+)/")
 
 
@@ -29,8 +33,10 @@ def normalize_url(url: str) -> str:
     cleaned = url.strip().removesuffix("/").removesuffix(".git")
     match = URL_PATTERN.fullmatch(cleaned)
     if not match or match[2] in {".", ".."}:
-        raise ValueError(f"not a GitHub repository URL: {url!r}. Expected "
-                         f"https://github.com/OWNER/REPO, for example https://github.com/someone/gpt-course")
+        raise ValueError(
+            f"not a GitHub repository URL: {url!r}. Expected "
+            f"https://github.com/OWNER/REPO, for example https://github.com/someone/gpt-course"
+        )
     return cleaned
 
 
@@ -76,7 +82,9 @@ def disagreements(root: Path = ROOT) -> list[str]:
     for doc in [root / "README.md", *sorted((root / "book").glob("*.md"))]:
         if doc.exists():
             for other in set(COLAB_LINK.findall(doc.read_text(encoding="utf-8"))) - {path}:
-                problems.append(f"{doc.relative_to(root)}: a Colab link points at {other}, not {path}")
+                problems.append(
+                    f"{doc.relative_to(root)}: a Colab link points at {other}, not {path}"
+                )
     return problems
 
 
@@ -85,8 +93,10 @@ def _rewrite_notebook(nb_path: Path, old: str, new: str) -> None:
     in the file (in JSON a quote is written \\"), so every other byte stays as it was."""
     text = nb_path.read_text(encoding="utf-8")
     old_path, new_path = (u.removeprefix("https://github.com/") for u in (old, new))
-    text = text.replace(f"colab.research.google.com/github/{old_path}/",
-                        f"colab.research.google.com/github/{new_path}/")
+    text = text.replace(
+        f"colab.research.google.com/github/{old_path}/",
+        f"colab.research.google.com/github/{new_path}/",
+    )
     text = text.replace(f'REPO = \\"{old}\\"', f'REPO = \\"{new}\\"')
     json.loads(text)  # still a valid notebook
     nb_path.write_text(text, encoding="utf-8")
@@ -110,8 +120,10 @@ def fork(url: str, root: Path = ROOT) -> list[str]:
     for doc in [root / "README.md", *sorted((root / "book").glob("*.md"))]:
         if doc.exists():
             text = doc.read_text(encoding="utf-8")
-            updated = text.replace(f"colab.research.google.com/github/{old_path}/",
-                                   f"colab.research.google.com/github/{new_path}/")
+            updated = text.replace(
+                f"colab.research.google.com/github/{old_path}/",
+                f"colab.research.google.com/github/{new_path}/",
+            )
             if updated != text:
                 doc.write_text(updated, encoding="utf-8")
                 changed.append(doc)

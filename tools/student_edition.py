@@ -8,7 +8,7 @@ From each notebooks/NN_*.ipynb it writes a copy in which
   of a markdown cell; the exercise statements and their stub cells stay, so each check prints
   a cross with a hint until the learner's answer is right;
 - outputs are cleared, except those of the cells whose result the text states exactly: the
-  deterministic cells that start with ``# NBVAL_CHECK_OUTPUT`` (nbval compares them, and a learner
+  deterministic cells tagged ``nbval-check-output`` (nbval compares them, and a learner
   can compare their own run with them), and any cell tagged ``keep-output``. Everything else
   (losses, timings, samples, plots, widgets) a learner's own run produces, and it differs from
   machine to machine;
@@ -40,9 +40,9 @@ def student_path(root: Path = ROOT) -> str:
 
 
 def keeps_output(cell) -> bool:
-    return cell.source.startswith("# NBVAL_CHECK_OUTPUT") or "keep-output" in cell.metadata.get(
-        "tags", []
-    )
+    """A cell whose output the text states exactly: tagged ``nbval-check-output`` (nbval compares
+    it) or ``keep-output``."""
+    return bool({"nbval-check-output", "keep-output"} & set(cell.metadata.get("tags", [])))
 
 
 def without_solutions(cells: list) -> list:
@@ -85,13 +85,8 @@ def student_notebook(nb, name: str, repo_url: str, branch: str, path: str):
     nb.cells = without_solutions(nb.cells)
     for cell in nb.cells:
         cell.metadata.pop("execution", None)  # timings of the author's run
-        if cell.cell_type == "code":
-            cell.execution_count = None
-            if not keeps_output(cell):
-                cell.outputs = []
-            for out in cell.outputs:
-                if "execution_count" in out:
-                    out.execution_count = None
+        if cell.cell_type == "code" and not keeps_output(cell):
+            cell.outputs, cell.execution_count = [], None  # a kept output keeps its count: nbval
     nb.metadata.pop("widgets", None)  # the widgets' state went with their outputs
     repo = repo_url.removeprefix("https://github.com/")
     badge = f"colab.research.google.com/github/{repo}/blob/{branch}/"

@@ -27,9 +27,11 @@ def check_uniform_loss(uniform_loss) -> Verdict:
         if got is None:
             return failed(f"uniform_loss({vocab_size}) returned {describe(answer)}, not a number")
         if not abs(got - math.log(vocab_size)) < 1e-6:
-            return failed(f"uniform_loss({vocab_size}) gave {got:.4f}",
-                          f"a uniform guess gives the right token probability 1/{vocab_size}; "
-                          "the loss is minus the log of that probability")
+            return failed(
+                f"uniform_loss({vocab_size}) gave {got:.4f}",
+                f"a uniform guess gives the right token probability 1/{vocab_size}; "
+                "the loss is minus the log of that probability",
+            )
     return passed("uniform_loss(V) = ln V for V = 2, 65 and 50,257")
 
 
@@ -48,17 +50,23 @@ def check_greedy(greedy, model) -> Verdict:
     with torch.no_grad():
         got = call(greedy, model, start.clone(), 20)
         if not isinstance(got, torch.Tensor) or tuple(got.shape) != (1, 21):
-            return failed(f"greedy(model, idx, 20) from one token returns (1, 21), got "
-                          f"{describe(got)}", "append one token per step to idx and return it")
+            return failed(
+                f"greedy(model, idx, 20) from one token returns (1, 21), got {describe(got)}",
+                "append one token per step to idx and return it",
+            )
         if got.dtype != torch.long:
-            return failed(f"token ids are integers (torch.long), got {got.dtype}",
-                          "append the index of the best token, not its logit or probability")
+            return failed(
+                f"token ids are integers (torch.long), got {got.dtype}",
+                "append the index of the best token, not its logit or probability",
+            )
         if not torch.equal(got[:, :1], start):
             return failed("the result starts with the prompt", "append to idx; do not replace it")
         for t in range(20):
             best = last_logits(model, got[:, : t + 1]).argmax(dim=-1)  # (1,)
             if best.item() != got[0, t + 1].item():
-                return failed(f"new token {t + 1} is not the most likely one after the tokens "
-                              "before it", "feed the whole sequence so far to the model, read "
-                              "the logits of its last position and take the best token")
+                return failed(
+                    f"new token {t + 1} is not the most likely one after the tokens before it",
+                    "feed the whole sequence so far to the model, read "
+                    "the logits of its last position and take the best token",
+                )
     return passed("every new token is the argmax of the logits before it")

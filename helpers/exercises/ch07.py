@@ -14,6 +14,7 @@ from helpers.exercises.verdict import (
     passed,
     shape_of,
 )
+from helpers.model import count_parameters
 
 
 @exercise("ex-07-topk", expects="a float tensor (B, vocab): the logits, all but k per row -inf")
@@ -25,15 +26,20 @@ def check_top_k(top_k) -> Verdict:
     want = logits.masked_fill(~keep, float("-inf"))  # the two largest of each row, written out
     got = call(top_k, logits.clone(), 2)
     if not isinstance(got, torch.Tensor) or got.shape != logits.shape:
-        return failed(f"my_top_k keeps the shape of the logits, (2, 5), got {shape_of(got)}",
-                      "mask the logits you drop rather than removing them")
+        return failed(
+            f"my_top_k keeps the shape of the logits, (2, 5), got {shape_of(got)}",
+            "mask the logits you drop rather than removing them",
+        )
     if torch.equal(got, want):
         return passed("top-k keeps the 2 largest logits per row and masks the rest with -inf")
     what = "top-k keeps the 2 largest logits per row and masks the rest with -inf"
     kept = got > float("-inf")
     if kept.sum(dim=-1).tolist() != [2, 2]:
-        return failed(what, f"each row should keep exactly 2 logits; yours keep "
-                            f"{kept.sum(dim=-1).tolist()}: the others become float('-inf')")
+        return failed(
+            what,
+            f"each row should keep exactly 2 logits; yours keep "
+            f"{kept.sum(dim=-1).tolist()}: the others become float('-inf')",
+        )
     if not torch.equal(kept, keep):
         return failed(what, "the kept logits must be each row's largest, compared within the row")
     return failed(what, "the kept logits must keep their values; only the dropped ones change")
@@ -42,7 +48,7 @@ def check_top_k(top_k) -> Verdict:
 @exercise("ex-07-params", expects="a whole number of parameters")
 def check_parameter_count(n_params, model) -> Verdict:
     """``n_params(config)`` should give the model's parameter count from its config alone."""
-    want = sum(p.numel() for p in model.parameters())  # a tied weight is listed once
+    want = count_parameters(model)  # a tied weight is counted once
     answer = call(n_params, model.config)
     got = as_count(answer)
     if got is None:
@@ -53,7 +59,9 @@ def check_parameter_count(n_params, model) -> Verdict:
     if got == want + config.vocab_size * config.n_embd:
         hint = "lm_head shares wte's weights: count them once"
     else:
-        hint = ("count each Linear as in × out weights plus out biases and each LayerNorm as a "
-                "gain and a bias; a block holds two LayerNorms, attention (c_attn, c_proj) and "
-                "the MLP (c_fc, c_proj); add wte, wpe and ln_f")
+        hint = (
+            "count each Linear as in × out weights plus out biases and each LayerNorm as a "
+            "gain and a bias; a block holds two LayerNorms, attention (c_attn, c_proj) and "
+            "the MLP (c_fc, c_proj); add wte, wpe and ln_f"
+        )
     return failed(f"n_params(config) gave {got:,}, the model has {want:,}", hint)

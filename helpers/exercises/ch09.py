@@ -12,25 +12,33 @@ from helpers.exercises.verdict import Verdict, as_number, call, describe, exerci
 def check_stable_bt_loss(stable_bt_loss) -> Verdict:
     """``stable_bt_loss(r_chosen, r_rejected)`` should equal the Bradley-Terry loss
     -mean(log sigma(r_c - r_r)) and stay finite for margins of +-1000."""
-    cases = [(torch.tensor([2.0, 0.5, -1.0]), torch.tensor([1.0, 0.5, 1.0])),
-             (torch.tensor([1000.0, 0.0]), torch.tensor([0.0, 1000.0]))]
+    cases = [
+        (torch.tensor([2.0, 0.5, -1.0]), torch.tensor([1.0, 0.5, 1.0])),
+        (torch.tensor([1000.0, 0.0]), torch.tensor([0.0, 1000.0])),
+    ]
     for r_chosen, r_rejected in cases:
         want = F.softplus(r_rejected - r_chosen).mean()  # = -log sigma(r_c - r_r), averaged
         answer = call(stable_bt_loss, r_chosen.clone(), r_rejected.clone())
         margins = (r_chosen - r_rejected).tolist()
         if not isinstance(answer, torch.Tensor) or answer.numel() != 1:
-            return failed(f"loss for margins {margins} returned {describe(answer)}",
-                          "average the loss over the pairs into one tensor")
+            return failed(
+                f"loss for margins {margins} returned {describe(answer)}",
+                "average the loss over the pairs into one tensor",
+            )
         got = as_number(answer)
         if got is None or not torch.isfinite(answer).all():
-            return failed(f"loss for margins {margins} is {answer.item()}, not finite",
-                          "for d = -1000, sigma(d) rounds to 0 and its log is -inf: rewrite "
-                          "-log sigma(d) = log(1 + exp(-d)) so that exp never sees a positive "
-                          "number (treat d >= 0 and d < 0 apart); torch.log1p keeps the rest "
-                          "accurate")
+            return failed(
+                f"loss for margins {margins} is {answer.item()}, not finite",
+                "for d = -1000, sigma(d) rounds to 0 and its log is -inf: rewrite "
+                "-log sigma(d) = log(1 + exp(-d)) so that exp never sees a positive "
+                "number (treat d >= 0 and d < 0 apart); torch.log1p keeps the rest "
+                "accurate",
+            )
         if not abs(got - want.item()) <= 1e-5 * max(1.0, abs(want.item())):
-            return failed(f"loss for margins {margins}: got {got:.4f}, want {want.item():.4f}",
-                          "the loss is -log sigma(r_chosen - r_rejected), averaged over pairs")
+            return failed(
+                f"loss for margins {margins}: got {got:.4f}, want {want.item():.4f}",
+                "the loss is -log sigma(r_chosen - r_rejected), averaged over pairs",
+            )
     return passed("equals the Bradley-Terry loss and stays finite for margins of +-1000")
 
 
@@ -47,10 +55,14 @@ def check_implicit_accuracy(implicit_accuracy) -> Verdict:
     answer = call(implicit_accuracy, policy_c, policy_r, ref_c, ref_r)
     got = as_number(answer)
     if got is None:
-        return failed(f"implicit_accuracy returned {describe(answer)}, not one number",
-                      "average over the pairs: a float or a one-element tensor")
+        return failed(
+            f"implicit_accuracy returned {describe(answer)}, not one number",
+            "average over the pairs: a float or a one-element tensor",
+        )
     if not abs(got - 0.75) < 1e-6:
-        return failed(f"implicit-reward accuracy on four pairs: got {got}",
-                      "compare (policy_chosen - ref_chosen) with (policy_rejected - "
-                      "ref_rejected), not the policy's log-probs alone")
+        return failed(
+            f"implicit-reward accuracy on four pairs: got {got}",
+            "compare (policy_chosen - ref_chosen) with (policy_rejected - "
+            "ref_rejected), not the policy's log-probs alone",
+        )
     return passed("implicit-reward accuracy on four pairs is 0.75")

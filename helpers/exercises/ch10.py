@@ -17,8 +17,10 @@ def check_effective_batch(effective_batch) -> Verdict:
         if got is None:
             return failed(f"effective_batch{args} returned {describe(answer)}, not a whole number")
         if got != want:
-            return failed(f"effective_batch{args} gave {got}, want {want}",
-                          "every process accumulates its own micro-batches before the step")
+            return failed(
+                f"effective_batch{args} gave {got}, want {want}",
+                "every process accumulates its own micro-batches before the step",
+            )
     return passed("effective batch = batch_size x grad_accum_steps x n_processes")
 
 
@@ -32,15 +34,22 @@ def as_truth(value) -> bool | None:
 @exercise("ex-10-formats", expects="True or False")
 def check_survives(survives) -> Verdict:
     """``survives(value, dtype)``: does ``value`` keep a significant digit in ``dtype``?"""
-    cases = [(1e-7, torch.float16, False), (1e-7, torch.bfloat16, True),
-             (1e5, torch.float16, False), (1e5, torch.bfloat16, True), (0.1, torch.float16, True)]
+    cases = [
+        (1e-7, torch.float16, False),
+        (1e-7, torch.bfloat16, True),
+        (1e5, torch.float16, False),
+        (1e5, torch.bfloat16, True),
+        (0.1, torch.float16, True),
+    ]
     for value, dtype, want in cases:
         answer = call(survives, value, dtype)
         got = as_truth(answer)
         if got is None:
             return failed(f"survives({value}, {dtype}) returned {describe(answer)}, not a bool")
         if got != want:
-            return failed(f"survives({value}, {dtype}) should be {want}",
-                          "store the value in the format and read it back: fp16 flushes below "
-                          "~6e-8 and overflows above 65504; bf16 has fp32's range")
+            return failed(
+                f"survives({value}, {dtype}) should be {want}",
+                "store the value in the format and read it back: fp16 flushes below "
+                "~6e-8 and overflows above 65504; bf16 has fp32's range",
+            )
     return passed("fp16 loses 1e-7 and 1e5, bf16 keeps both")
