@@ -18,6 +18,7 @@ import copy
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn as nn
@@ -38,6 +39,11 @@ from helpers.describe import Describable
 from helpers.model import GPT, GPTConfig
 from helpers.progress import progress_bar
 from helpers.settings import pick_device, smoke_mode
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from helpers.data import CharTokenizer
 
 # --- the chapter's hyperparameters ---------------------------------------------------------------
 
@@ -112,12 +118,12 @@ def alignment_preset(device: str | None = None) -> AlignmentPreset:
 # --- log-probabilities and supervised fine-tuning ------------------------------------------------
 
 
-def next_token_logits(model, ids: torch.Tensor) -> torch.Tensor:
+def next_token_logits(model: GPT, ids: torch.Tensor) -> torch.Tensor:
     """Logits (B, L-1, V) that predict ids[:, 1:] from the tokens before each."""
     return model(ids[:, :-1])[0]
 
 
-def token_logprobs(model, ids: torch.Tensor) -> torch.Tensor:
+def token_logprobs(model: GPT, ids: torch.Tensor) -> torch.Tensor:
     """log pi(ids[t+1] | ids[:t+1]) for every position: (B, L-1)."""
     return logprobs_of_next(next_token_logits(model, ids), ids)
 
@@ -129,12 +135,12 @@ def logprobs_of_next(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
     return logp.gather(-1, ids[:, 1:, None]).squeeze(-1)  # (B, L-1)
 
 
-def sequence_logprob(model, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def sequence_logprob(model: GPT, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """log pi(y | x) = sum over response tokens t of log pi(y_t | x, y_<t): (B,)."""
     return (token_logprobs(model, ids) * mask[:, 1:]).sum(dim=1)
 
 
-def sft_loss(model, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def sft_loss(model: GPT, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Supervised fine-tuning loss: cross-entropy on the response tokens only,
     L = -(1 / N) * sum over response tokens t of log pi(y_t | x, y_<t), N = number of them.
     The prompt is context, not something the model should learn to write."""
@@ -149,13 +155,13 @@ def sft_loss(model, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def sample_responses(
-    model,
+    model: GPT,
     prompts: torch.Tensor,
     response_chars: int,
     end_id: int,
     generator: torch.Generator | None = None,
     chunk: int = 512,
-):
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Sample one reply per prompt row (B, P) at temperature 1, ``chunk`` rows at a time: ids
     (B, P + response_chars) and the response mask (True up to and including the first
     end-of-turn token)."""
@@ -176,13 +182,15 @@ class Preferences:
     scores: torch.Tensor  # (N, K)
     pairs: torch.Tensor  # (n_pairs, 2)
 
-    def side(self, which: int, rows: torch.Tensor):
+    def side(self, which: int, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """ids and mask of the chosen (which=0) or rejected (which=1) reply of pairs ``rows``."""
         picked = self.pairs[rows, which]
         return self.ids[picked], self.mask[picked]
 
 
-def collect_preferences(model, tokenizer, prompts: list[str], cfg, seed: int = 0) -> Preferences:
+def collect_preferences(
+    model: GPT, tokenizer: CharTokenizer, prompts: list[str], cfg: AlignmentPreset, seed: int = 0
+) -> Preferences:
     """Sample ``cfg.samples_per_prompt`` replies to each prompt from ``model`` and let the labeler
     (``kindness``) rank every two replies to the same prompt (ties give no pair)."""
     k = cfg.samples_per_prompt
@@ -224,7 +232,7 @@ class RewardModel(nn.Module):
         return self.head(last).squeeze(-1)  # (B,)
 
 
-def save_reward_model(directory, model: RewardModel) -> None:
+def save_reward_model(directory: str | Path, model: RewardModel) -> None:
     """``reward_model.safetensors`` (weights) and ``reward_model.json`` (the GPT config of its
     body) in ``directory``, each written atomically."""
     weights = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
@@ -236,7 +244,7 @@ def save_reward_model(directory, model: RewardModel) -> None:
     )
 
 
-def load_reward_model(directory, device: str = "cpu") -> RewardModel:
+def load_reward_model(directory: str | Path, device: str = "cpu") -> RewardModel:
     """The reward model that :func:`save_reward_model` wrote into ``directory``."""
     meta = json.loads((Path(directory) / "reward_model.json").read_text(encoding="utf-8"))
     model = RewardModel(GPT(GPTConfig(**meta["model_config"])))
@@ -245,7 +253,7 @@ def load_reward_model(directory, device: str = "cpu") -> RewardModel:
 
 
 @torch.no_grad()
-def preference_accuracy(reward_model, prefs: Preferences, chunk: int = 512) -> float:
+def preference_accuracy(reward_model: RewardModel, prefs: Preferences, chunk: int = 512) -> float:
     """The share of pairs where the reward model scores the chosen reply higher (nan: no pairs)."""
     rows = torch.arange(len(prefs.pairs))
     wins = [
@@ -265,7 +273,9 @@ def bradley_terry_loss(r_chosen: torch.Tensor, r_rejected: torch.Tensor) -> torc
 
 
 @torch.no_grad()
-def pair_logprobs(model, prefs: Preferences, chunk: int = 512):
+def pair_logprobs(
+    model: GPT, prefs: Preferences, chunk: int = 512
+) -> tuple[torch.Tensor, torch.Tensor]:
     """log pi(y_c | x) and log pi(y_r | x) for every pair, (n_pairs,) each. DPO needs them once
     for the frozen reference."""
     rows = torch.arange(len(prefs.pairs)).split(chunk)
@@ -302,7 +312,9 @@ def token_kl(policy_logits: torch.Tensor, ref_logits: torch.Tensor) -> torch.Ten
 
 
 @torch.no_grad()
-def kl_to_reference(policy, reference, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def kl_to_reference(
+    policy: GPT, reference: GPT, ids: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor:
     """KL of the policy's reply from the reference's, in nats per reply, for replies sampled from
     the policy: the sum of :func:`token_kl` over the response tokens, (B,). Its mean over replies
     sampled from pi estimates KL(pi(.|x) || pi_ref(.|x)) of whole replies; it is exactly 0 when
@@ -310,7 +322,9 @@ def kl_to_reference(policy, reference, ids: torch.Tensor, mask: torch.Tensor) ->
     return reply_kl(next_token_logits(policy, ids), next_token_logits(reference, ids), mask)
 
 
-def reply_kl(policy_logits: torch.Tensor, ref_logits: torch.Tensor, mask: torch.Tensor):
+def reply_kl(
+    policy_logits: torch.Tensor, ref_logits: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor:
     """:func:`token_kl` summed over each reply's response tokens: (B,) from logits (B, L-1, V)."""
     return (token_kl(policy_logits, ref_logits) * mask[:, 1:]).sum(dim=1)
 
@@ -319,8 +333,8 @@ def reply_kl(policy_logits: torch.Tensor, ref_logits: torch.Tensor, mask: torch.
 
 
 def fit(
-    model,
-    batch_loss,
+    model: nn.Module,
+    batch_loss: Callable[[torch.Tensor], torch.Tensor],
     n_examples: int,
     steps: int,
     batch_size: int,

@@ -26,8 +26,12 @@ from __future__ import annotations
 
 import re
 from itertools import pairwise
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:
+    from helpers.data import CharTokenizer
 
 SEPARATOR = "\n$"  # ends the prompt turn: the response starts right after the "$"
 END = "\n"  # ends the response turn
@@ -85,7 +89,12 @@ def format_response(response: str, response_chars: int) -> str:
     return keep_first_words(response, response_chars - len(END)) + END
 
 
-def encode_dialogues(tokenizer, turns, prompt_chars: int, response_chars: int):
+def encode_dialogues(
+    tokenizer: CharTokenizer,
+    turns: list[tuple[str, str]],
+    prompt_chars: int,
+    response_chars: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Token ids (N, prompt_chars + response_chars) of the turns in the chat format, and the
     response mask of the same shape (True exactly on the response characters)."""
     ids, mask = [], []
@@ -98,7 +107,7 @@ def encode_dialogues(tokenizer, turns, prompt_chars: int, response_chars: int):
     return torch.tensor(ids, dtype=torch.long), torch.tensor(mask)
 
 
-def encode_prompts(tokenizer, prompts, prompt_chars: int) -> torch.Tensor:
+def encode_prompts(tokenizer: CharTokenizer, prompts: list[str], prompt_chars: int) -> torch.Tensor:
     """Prompt turns as token ids (N, prompt_chars), ready for ``generate``."""
     return torch.tensor([tokenizer.encode(format_prompt(p, prompt_chars)) for p in prompts])
 
@@ -119,7 +128,7 @@ def last_response_index(mask: torch.Tensor) -> torch.Tensor:
     return torch.where(mask, positions, -1).max(dim=1).values  # (B,)
 
 
-def response_texts(tokenizer, ids: torch.Tensor, mask: torch.Tensor) -> list[str]:
+def response_texts(tokenizer: CharTokenizer, ids: torch.Tensor, mask: torch.Tensor) -> list[str]:
     """The replies as text, without the end-of-turn newline."""
     return [
         tokenizer.decode(row[m].tolist()).removesuffix(END)

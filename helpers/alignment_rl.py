@@ -24,6 +24,7 @@ add an ``__init__`` and longer imports; each module is read in one sitting as it
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -38,6 +39,11 @@ from helpers.alignment import (
 from helpers.alignment_data import END, kindness, response_texts
 from helpers.progress import progress_bar
 
+if TYPE_CHECKING:
+    from helpers.alignment import AlignmentPreset, RewardModel
+    from helpers.data import CharTokenizer
+    from helpers.model import GPT
+
 
 def group_advantages(total: torch.Tensor, k: int) -> torch.Tensor:
     """A(x, y) for rewards ``total`` (B*K,) of K consecutive replies per prompt: each reply's
@@ -48,7 +54,13 @@ def group_advantages(total: torch.Tensor, k: int) -> torch.Tensor:
     return advantage / (advantage.std() + 1e-8)
 
 
-def ppo_clip_loss(logp, old_logp, advantage, mask, clip_range: float) -> torch.Tensor:
+def ppo_clip_loss(
+    logp: torch.Tensor,
+    old_logp: torch.Tensor,
+    advantage: torch.Tensor,
+    mask: torch.Tensor,
+    clip_range: float,
+) -> torch.Tensor:
     """PPO's clipped surrogate, as a loss to minimise: with ratio_t = exp(logp_t - old_logp_t),
     -mean over response tokens of min(ratio_t * A, clip(ratio_t, 1 - eps, 1 + eps) * A).
     logp, old_logp, mask: (N, T); advantage: (N,). Once a token's probability has moved more
@@ -60,12 +72,12 @@ def ppo_clip_loss(logp, old_logp, advantage, mask, clip_range: float) -> torch.T
 
 
 def rl_step(
-    policy,
-    reference,
-    reward_model,
-    optimizer,
+    policy: GPT,
+    reference: GPT,
+    reward_model: RewardModel,
+    optimizer: torch.optim.Optimizer,
     prompts: torch.Tensor,
-    cfg,
+    cfg: AlignmentPreset,
     end_id: int,
     generator: torch.Generator | None = None,
 ) -> dict:
@@ -97,11 +109,11 @@ def rl_step(
 
 @torch.no_grad()
 def evaluate_policy(
-    policy,
-    reference,
-    reward_model,
+    policy: GPT,
+    reference: GPT,
+    reward_model: RewardModel,
     prompts: torch.Tensor,
-    tokenizer,
+    tokenizer: CharTokenizer,
     response_chars: int,
     seed: int = 0,
 ) -> dict:
@@ -138,13 +150,13 @@ class RLHistory:
 
 
 def train_rl(
-    policy,
-    reference,
-    reward_model,
+    policy: GPT,
+    reference: GPT,
+    reward_model: RewardModel,
     train_prompts: torch.Tensor,
     eval_prompts: torch.Tensor,
-    tokenizer,
-    cfg,
+    tokenizer: CharTokenizer,
+    cfg: AlignmentPreset,
     kl_coef: float,
     seed: int = 0,
 ) -> RLHistory:

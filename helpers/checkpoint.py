@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from safetensors import safe_open
@@ -30,12 +31,21 @@ from helpers.atomic_io import atomic_path, atomic_write_text
 from helpers.data import CharTokenizer
 from helpers.model import GPT, GPTConfig
 
+if TYPE_CHECKING:
+    from helpers.train import History, TrainConfig
+
 LAST = "last"  # the sub-folder with the latest training state
 STATE_FILE = "training_state.pt"
 
 
 def save_checkpoint(
-    directory, model: GPT, *, tokenizer=None, step: int = 0, history=None, train_config=None
+    directory: str | Path,
+    model: GPT,
+    *,
+    tokenizer: CharTokenizer | None = None,
+    step: int = 0,
+    history: History | None = None,
+    train_config: TrainConfig | None = None,
 ) -> Path:
     """Write ``model.safetensors`` and ``config.json`` into ``directory`` and return it."""
     directory = Path(directory)
@@ -58,7 +68,7 @@ def save_checkpoint(
     return directory
 
 
-def read_checkpoint_meta(directory) -> dict:
+def read_checkpoint_meta(directory: str | Path) -> dict:
     path = Path(directory) / "model.safetensors"
     if not path.exists():
         raise FileNotFoundError(
@@ -72,7 +82,9 @@ def read_checkpoint_meta(directory) -> dict:
     return json.loads(meta)
 
 
-def load_checkpoint(directory, model: GPT | None = None, device: str = "cpu"):
+def load_checkpoint(
+    directory: str | Path, model: GPT | None = None, device: str = "cpu"
+) -> tuple[GPT, CharTokenizer | None]:
     """``(model, tokenizer)`` from a checkpoint folder. Given a ``model``, the weights load into
     it, and a config that differs from the model's is an error that names the fields."""
     meta = read_checkpoint_meta(directory)
@@ -96,7 +108,7 @@ def load_checkpoint(directory, model: GPT | None = None, device: str = "cpu"):
     return model.to(device), tokenizer
 
 
-def save_training_state(directory, model: GPT, state: dict, **meta) -> Path:
+def save_training_state(directory: str | Path, model: GPT, state: dict, **meta) -> Path:
     """Write ``last/``: the weights (with ``meta`` as for :func:`save_checkpoint`) and
     ``state`` (a dict with at least ``step``) beside them. The state goes first, so the weights
     never point at a missing one; a crash between the two leaves steps that differ, which
@@ -107,11 +119,11 @@ def save_training_state(directory, model: GPT, state: dict, **meta) -> Path:
     return save_checkpoint(last, model, step=state["step"], **meta)
 
 
-def has_training_state(directory) -> bool:
+def has_training_state(directory: str | Path | None) -> bool:
     return directory is not None and (Path(directory) / LAST / "model.safetensors").exists()
 
 
-def load_training_state(directory, model: GPT) -> tuple[dict, dict]:
+def load_training_state(directory: str | Path, model: GPT) -> tuple[dict, dict]:
     """Load ``last/``'s weights into ``model``; return (training state, the weights' metadata)."""
     last = Path(directory) / LAST
     meta = read_checkpoint_meta(last)

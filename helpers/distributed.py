@@ -13,11 +13,15 @@ import os
 import subprocess
 import sys
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.distributed as dist
 
 from helpers.settings import REPO_ROOT, child_environment, launched_by_torchrun
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -71,7 +75,7 @@ def broadcast_from_main(value: float, device: str) -> float:
     return t.item()
 
 
-def gather_objects(obj) -> list:
+def gather_objects(obj: object) -> list:
     """``obj`` from every rank, in rank order (for saving each rank's random state)."""
     if not (dist.is_available() and dist.is_initialized()):
         return [obj]
@@ -85,7 +89,7 @@ def teardown() -> None:
         dist.destroy_process_group()
 
 
-def launch(nproc: int, *args, cwd=REPO_ROOT) -> subprocess.CompletedProcess:
+def launch(nproc: int, *args: object, cwd: str | Path = REPO_ROOT) -> subprocess.CompletedProcess:
     """Run ``torchrun --standalone --nproc_per_node nproc ARGS...`` on this machine and return the
     finished process (output captured; an error if any rank fails). On a CPU the cores are split
     between the ranks: N processes that each use every core would slow one another down many

@@ -16,6 +16,7 @@ The pieces the chapter writes in the open, kept here for tests and later chapter
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -25,6 +26,13 @@ from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 from helpers.describe import Describable
 from helpers.hub import hub_reachable
 from helpers.settings import pick_device, smoke_mode
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+
+    from datasets import Dataset
+    from numpy.typing import ArrayLike
+    from transformers import EvalPrediction, PreTrainedModel, PreTrainedTokenizerBase
 
 MINILM_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 BERT_NAME = "bert-base-uncased"
@@ -156,7 +164,9 @@ def head_tail_ids(ids: list[int], keep: int, head: int) -> list[int]:
     return list(ids[:head]) + list(ids[len(ids) - (keep - head) :])
 
 
-def make_tokenize_fn(tokenizer, max_length: int, head_tokens: int | None = None):
+def make_tokenize_fn(
+    tokenizer: PreTrainedTokenizerBase, max_length: int, head_tokens: int | None = None
+) -> Callable[[dict[str, list]], Mapping[str, list]]:
     """A function for ``dataset.map(fn, batched=True)`` that tokenizes ``batch["text"]`` into at
     most ``max_length`` tokens, ``[CLS]`` and ``[SEP]`` included.
 
@@ -191,7 +201,7 @@ def make_tokenize_fn(tokenizer, max_length: int, head_tokens: int | None = None)
     return tokenize
 
 
-def compute_metrics(eval_pred) -> dict[str, float]:
+def compute_metrics(eval_pred: EvalPrediction | tuple[ArrayLike, ArrayLike]) -> dict[str, float]:
     """Accuracy and F1 of the positive class from ``(logits, labels)``, for ``Trainer``.
     F1 = 2·precision·recall / (precision + recall)."""
     logits, labels = eval_pred
@@ -203,7 +213,12 @@ def compute_metrics(eval_pred) -> dict[str, float]:
 
 
 @torch.no_grad()
-def mean_pooled_embeddings(encoder, tokenizer, tokenized, batch_size: int = 64) -> np.ndarray:
+def mean_pooled_embeddings(
+    encoder: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    tokenized: Dataset,
+    batch_size: int = 64,
+) -> np.ndarray:
     """One vector per example: the mean of the encoder's last hidden states over the real
     (unpadded) tokens, e = Σ_t m_t h_t / Σ_t m_t, as all-MiniLM-L6-v2 was trained to produce.
 
@@ -223,8 +238,12 @@ def mean_pooled_embeddings(encoder, tokenizer, tokenized, batch_size: int = 64) 
 
 
 def plot_confusion_matrix(
-    labels, predictions, class_names=("negative", "positive"), title: str = "", ax=None
-):
+    labels: ArrayLike,
+    predictions: ArrayLike,
+    class_names: Sequence[str] = ("negative", "positive"),
+    title: str = "",
+    ax: plt.Axes | None = None,
+) -> plt.Axes:
     """The 2×2 table of true class (rows) against predicted class (columns), counts written in."""
     matrix = confusion_matrix(labels, predictions, labels=list(range(len(class_names))))
     if ax is None:
@@ -246,7 +265,9 @@ def plot_confusion_matrix(
     return ax
 
 
-def plot_training_curves(log_history: list[dict], eval_name: str = "validation", ax=None):
+def plot_training_curves(
+    log_history: list[dict], eval_name: str = "validation", ax: plt.Axes | None = None
+) -> plt.Axes:
     """Training loss (logged every ``logging_steps``) and evaluation loss and accuracy (logged
     at each evaluation, on the ``eval_name`` set) against the optimizer step, from
     ``trainer.state.log_history``."""
@@ -274,7 +295,7 @@ def plot_training_curves(log_history: list[dict], eval_name: str = "validation",
     return ax
 
 
-def most_wrong(probabilities: np.ndarray, labels, k: int = 3) -> list[int]:
+def most_wrong(probabilities: np.ndarray, labels: ArrayLike, k: int = 3) -> list[int]:
     """Indices of the ``k`` examples whose true class got the lowest probability: the model's
     most confident mistakes. ``probabilities`` is (N, classes)."""
     labels = np.asarray(labels)

@@ -25,9 +25,13 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from helpers.exercises import all_checks, verdicts_in
 from helpers.settings import smoke_environment
+
+if TYPE_CHECKING:
+    from nbformat import NotebookNode
 
 EXERCISE = re.compile(
     r"^(`{3,}|:{3,})\{exercise\}[ \t]*(.*)\n(?:(?!\1).*\n)*?:label:[ \t]*(ex-[\w-]+)", re.MULTILINE
@@ -62,7 +66,7 @@ class Report:
         return {**asdict(self), "passed": self.passed, "auto_checked": self.auto_checked}
 
 
-def exercises_in(nb) -> list[Exercise]:
+def exercises_in(nb: NotebookNode) -> list[Exercise]:
     """Every ``{exercise}`` block of the notebook's markdown cells, in order."""
     return [
         Exercise(label, title.strip(), index)
@@ -72,7 +76,7 @@ def exercises_in(nb) -> list[Exercise]:
     ]
 
 
-def printed_text(nb) -> str:
+def printed_text(nb: NotebookNode) -> str:
     """The text every code cell printed, in cell order (where the checks' verdicts are)."""
     return "".join(
         out.get("text", "")
@@ -83,7 +87,7 @@ def printed_text(nb) -> str:
     )
 
 
-def execute(nb, folder: Path, timeout: float) -> dict | None:
+def execute(nb: NotebookNode, folder: Path, timeout: float) -> dict | None:
     """Run the notebook's code cells in a fresh smoke-mode kernel, keeping their outputs in
     ``nb``; None when every cell ran, else what stopped it (the cell index, and why)."""
     from nbclient import NotebookClient

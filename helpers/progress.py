@@ -18,8 +18,16 @@ from __future__ import annotations
 
 import functools
 import sys
+from typing import TYPE_CHECKING
 
 from tqdm.std import tqdm as terminal_tqdm
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import TextIO
+
+    from IPython.display import DisplayHandle
+    from tqdm.notebook import TqdmHBox
 
 
 def progress_bar(
@@ -28,8 +36,8 @@ def progress_bar(
     initial: int = 0,
     disable: bool = False,
     unit: str = "it",
-    file=None,
-):
+    file: TextIO | None = None,
+) -> terminal_tqdm | QuietBar:
     """A progress bar over ``total`` units, starting at ``initial`` (a resumed run).
 
     ``file`` is where a terminal bar is written (default ``sys.stderr``); the bar is shown only
@@ -67,7 +75,12 @@ class QuietBar:
     def update(self, n: int = 1) -> None:
         self.n += n
 
-    def set_postfix(self, ordered_dict=None, refresh: bool = True, **kwargs) -> None:
+    def set_postfix(
+        self,
+        ordered_dict: Mapping[str, object] | None = None,
+        refresh: bool = True,
+        **kwargs: object,
+    ) -> None:
         self.postfix = {**(ordered_dict or {}), **kwargs}
 
     def set_postfix_str(self, s: str = "", refresh: bool = True) -> None:
@@ -80,7 +93,7 @@ class QuietBar:
         pass
 
     @staticmethod
-    def write(s: str, file=None, end: str = "\n") -> None:
+    def write(s: str, file: TextIO | None = None, end: str = "\n") -> None:
         print(s, file=file or sys.stdout, end=end, flush=True)
 
     def close(self) -> None:
@@ -93,14 +106,14 @@ class QuietBar:
         self.close()
 
 
-def display(obj, **kwargs):
+def display(obj: object, **kwargs: object) -> DisplayHandle | None:
     """IPython's ``display`` (a module attribute so that tests can replace it)."""
     from IPython.display import display as ipython_display
 
     return ipython_display(obj, **kwargs)
 
 
-def widget_bundle(container) -> dict:
+def widget_bundle(container: TqdmHBox) -> dict:
     """The MIME bundle of tqdm's widget (an ``HBox`` of label, bar and text) with the bar's
     current line, drawn with Unicode blocks, as the text/plain fallback."""
     return {
@@ -114,7 +127,7 @@ def widget_bundle(container) -> dict:
 
 
 @functools.cache
-def notebook_bar_class():
+def notebook_bar_class() -> type[terminal_tqdm]:
     """``NotebookBar``, defined on first use: importing tqdm.notebook imports ipywidgets and
     IPython, which a terminal run does not need."""
     from tqdm.notebook import tqdm as notebook_tqdm

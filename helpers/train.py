@@ -27,6 +27,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
@@ -45,6 +46,11 @@ from helpers.describe import Describable
 from helpers.model import GPT, GPTConfig
 from helpers.progress import in_notebook, progress_bar
 from helpers.settings import pick_device, seed_everything, smoke_mode
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from helpers.distributed import Ranks
 
 __all__ = [
     "TrainConfig",
@@ -245,7 +251,9 @@ class History:
         return asdict(self)
 
 
-def autocast_context(device: str, dtype_name: str | None):
+def autocast_context(
+    device: str, dtype_name: str | None
+) -> contextlib.AbstractContextManager[None]:
     """Mixed precision when asked for: matmuls in bf16/fp16, reductions kept in fp32."""
     if not dtype_name:
         return contextlib.nullcontext()
@@ -254,14 +262,14 @@ def autocast_context(device: str, dtype_name: str | None):
 
 @torch.no_grad()
 def estimate_loss(
-    model,
+    model: torch.nn.Module,
     data: dict[str, torch.Tensor],
     block_size: int,
     batch_size: int,
     eval_iters: int,
     device: str = "cpu",
     autocast_dtype: str | None = None,
-):
+) -> dict[str, float]:
     """Mean loss over ``eval_iters`` batches of each split, in eval mode (no dropout).
     A single batch's loss is noisy; the mean over many is what we compare."""
     was_training = model.training
@@ -290,7 +298,7 @@ def learning_rate(step: int, cfg: TrainConfig) -> float:
     return cfg.min_lr + cosine * (cfg.learning_rate - cfg.min_lr)
 
 
-def make_optimizer(model, cfg: TrainConfig) -> torch.optim.AdamW:
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
     """AdamW with weight decay on matrices only: decaying biases, LayerNorm gains or (for the
     bigram) nothing else buys nothing and can hurt."""
     params = [p for p in model.parameters() if p.requires_grad]
@@ -305,7 +313,14 @@ def make_optimizer(model, cfg: TrainConfig) -> torch.optim.AdamW:
     )  # None: PyTorch picks its default
 
 
-def rank_batch(tokens, block_size: int, batch_size: int, ranks, device: str, gen):
+def rank_batch(
+    tokens: torch.Tensor,
+    block_size: int,
+    batch_size: int,
+    ranks: Ranks,
+    device: str,
+    gen: torch.Generator,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """This rank's ``batch_size`` rows of one global batch. Every rank draws the same
     ``world_size * batch_size`` windows from the same generator and keeps its own slice, so N
     processes x B see exactly the examples 1 process x N*B sees, and no two ranks share a row."""
@@ -317,7 +332,11 @@ def rank_batch(tokens, block_size: int, batch_size: int, ranks, device: str, gen
 
 
 def accumulate_gradients(
-    forward, micro_batches, device: str, autocast_dtype=None, scaler=None
+    forward: torch.nn.Module,
+    micro_batches: list[tuple[torch.Tensor, torch.Tensor]],
+    device: str,
+    autocast_dtype: str | None = None,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> float:
     """Backpropagate the mean loss over ``micro_batches`` [(x, y), ...]: each micro-batch's loss is
     divided by their number, so the summed gradients equal those of one batch k times larger.
@@ -337,7 +356,12 @@ def accumulate_gradients(
     return total
 
 
-def optimizer_step(model, optimizer, scaler, grad_clip: float) -> None:
+def optimizer_step(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    grad_clip: float,
+) -> None:
     """Clip the gradient norm, step, and clear the gradients. With fp16 the GradScaler first
     unscales the gradients (so clipping sees true values) and skips steps whose gradients
     overflowed, lowering the loss scale."""
@@ -375,11 +399,11 @@ def synchronize(device: str) -> None:
 
 
 def train(
-    model,
+    model: torch.nn.Module,
     data: dict[str, torch.Tensor],
     cfg: TrainConfig,
     *,
-    checkpoint_dir=None,
+    checkpoint_dir: str | Path | None = None,
     tokenizer: CharTokenizer | None = None,
     resume: bool = False,
     progress: bool = True,
@@ -516,7 +540,15 @@ def train(
     return history
 
 
-def restore(directory, model, optimizer, scaler, batches, device: str, seed: int):
+def restore(
+    directory: str | Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    batches: torch.Generator,
+    device: str,
+    seed: int,
+) -> tuple[int, History]:
     """Put the run back as it was at the latest save (``helpers.checkpoint``): weights, optimizer,
     GradScaler, the batch stream and this rank's dropout stream. Returns (step, history)."""
     state, meta = load_training_state(directory, model)
@@ -531,7 +563,13 @@ def restore(directory, model, optimizer, scaler, batches, device: str, seed: int
     return step, History(**meta["history"])
 
 
-def time_throwaway_steps(model, optimizer, scaler, one_step, device: str) -> tuple[float, float]:
+def time_throwaway_steps(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    one_step: Callable[[int, torch.Generator], float],
+    device: str,
+) -> tuple[float, float]:
     """(seconds of a first step, mean seconds of the next CALIBRATION_STEPS) on throw-away batches.
     Weights, optimizer, scaler and random state are put back afterwards, so the real run starts as
     if this never happened; the first step (compiling, warming caches) is timed apart."""

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
 from helpers.exercises.verdict import Verdict, call, describe, exercise, failed, passed, shape_of
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
 
 @exercise("ex-01-pairs", expects="a list of (context, target) pairs, context a list of ids")
-def check_context_target_pairs(make_pairs) -> Verdict:
+def check_context_target_pairs(make_pairs: Callable[..., Any]) -> Verdict:
     """``make_pairs(block)`` should return [(context, target), ...]: every prefix of block[:-1]
     with the token that follows it."""
     block = [18, 47, 56, 57, 58, 1, 15, 47, 58]
@@ -32,7 +38,7 @@ def check_context_target_pairs(make_pairs) -> Verdict:
 
 
 @exercise("ex-01-batch", expects="x, y: two tensors of token ids, each (batch_size, block_size)")
-def check_get_batch(get_batch) -> Verdict:
+def check_get_batch(get_batch: Callable[..., Any]) -> Verdict:
     """``get_batch(data, block_size, batch_size)`` should return x, y of shape (batch, block) with
     y = x shifted left by one token of the data."""
     data = torch.arange(100)  # 0, 1, 2, ...: a window starting at i holds i, i + 1, ...

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -17,9 +18,13 @@ from helpers.exercises.verdict import (
     passed,
 )
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
 
 @exercise("ex-02-uniform", expects="one number, the cross-entropy")
-def check_uniform_loss(uniform_loss) -> Verdict:
+def check_uniform_loss(uniform_loss: Callable[..., Any]) -> Verdict:
     """``uniform_loss(V)`` should be the cross-entropy of a guess that gives each token 1/V."""
     for vocab_size in (2, 65, 50257):
         answer = call(uniform_loss, vocab_size)
@@ -35,7 +40,7 @@ def check_uniform_loss(uniform_loss) -> Verdict:
     return passed("uniform_loss(V) = ln V for V = 2, 65 and 50,257")
 
 
-def last_logits(model, idx: torch.Tensor) -> torch.Tensor:
+def last_logits(model: torch.nn.Module, idx: torch.Tensor) -> torch.Tensor:
     """The model's logits for the last position, (B, vocab), whether it returns (logits, loss)
     or the logits alone."""
     out = model(idx)
@@ -44,7 +49,7 @@ def last_logits(model, idx: torch.Tensor) -> torch.Tensor:
 
 
 @exercise("ex-02-greedy", expects="a (1, 21) tensor of token ids: the prompt and 20 new tokens")
-def check_greedy(greedy, model) -> Verdict:
+def check_greedy(greedy: Callable[..., Any], model: torch.nn.Module) -> Verdict:
     """``greedy(model, idx, n)`` should append n tokens, each the argmax of the logits."""
     start = torch.zeros((1, 1), dtype=torch.long, device=device_of(model))
     with torch.no_grad():

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
 from helpers.exercises.verdict import Verdict, call, exercise, failed, passed, shape_of
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
 
 @exercise("ex-03-cumsum", expects="a float tensor of the shape of x, (B, T, C)")
-def check_causal_average(average) -> Verdict:
+def check_causal_average(average: Callable[..., Any]) -> Verdict:
     """``average(x)`` for x of shape (B, T, C) should return, at every position t, the mean of
     x[:, :t + 1] (the token and the tokens before it)."""
     x = torch.randn(2, 7, 3, generator=torch.Generator().manual_seed(0))
@@ -48,7 +54,7 @@ def window(T: int, k: int) -> torch.Tensor:
 
 
 @exercise("ex-03-window", expects="a (T, T) float tensor of weights")
-def check_window_weights(window_weights) -> Verdict:
+def check_window_weights(window_weights: Callable[..., Any]) -> Verdict:
     """``window_weights(T, k)`` should return (T, T) weights where row t averages positions
     max(0, t - k + 1) .. t."""
     for T, k in ((6, 3), (5, 1), (4, 10)):

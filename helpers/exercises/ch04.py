@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
 
 from helpers.exercises.verdict import Verdict, call, device_of, exercise, failed, passed, shape_of
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
 
 @exercise("ex-04-attention", expects="a float tensor (B, T, hs), the shape of v")
-def check_attention(attention) -> Verdict:
+def check_attention(attention: Callable[..., Any]) -> Verdict:
     """``attention(q, k, v, causal)`` should be scaled dot-product attention, as
     ``F.scaled_dot_product_attention(q, k, v, is_causal=causal)`` computes it."""
     g = torch.Generator().manual_seed(0)
@@ -54,7 +60,7 @@ def check_attention(attention) -> Verdict:
 
 
 @exercise("ex-04-cross", expects="a float tensor (B, T_x, hs): one vector per query token")
-def check_cross_attention(cross_attention, head) -> Verdict:
+def check_cross_attention(cross_attention: Callable[..., Any], head: torch.nn.Module) -> Verdict:
     """``cross_attention(x, memory, head)``: queries from ``x``, keys and values from ``memory``,
     no mask."""
     g = torch.Generator().manual_seed(0)

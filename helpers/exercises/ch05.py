@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
 from helpers.exercises.verdict import (
@@ -15,9 +17,13 @@ from helpers.exercises.verdict import (
     shape_of,
 )
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
 
 @exercise("ex-05-split", expects="split_heads: a (B, nh, T, hs) tensor; merge_heads: (B, T, C)")
-def check_split_heads(split_heads, merge_heads) -> Verdict:
+def check_split_heads(split_heads: Callable[..., Any], merge_heads: Callable[..., Any]) -> Verdict:
     """``split_heads(x, n_head)``: (B, T, C) -> (B, nh, T, hs), head h holding channels
     h*hs..(h+1)*hs of every token; ``merge_heads`` undoes it."""
     x = torch.arange(2 * 3 * 8, dtype=torch.float32).view(2, 3, 8)  # (B, T, C), all different
@@ -55,7 +61,7 @@ def check_split_heads(split_heads, merge_heads) -> Verdict:
 
 
 @exercise("ex-05-params", expects="a whole number of parameters")
-def check_attention_params(attention_params) -> Verdict:
+def check_attention_params(attention_params: Callable[..., Any]) -> Verdict:
     """``attention_params(n_embd, n_head)``: parameters of a fused attention layer with biases
     (c_attn and c_proj)."""
     for n_embd, n_head in ((64, 4), (64, 1), (384, 6), (768, 12)):

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
 
 from helpers.exercises.verdict import Verdict, call, exercise, failed, passed, shape_of
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
 
 @exercise("ex-06-rmsnorm", expects="a float tensor of the shape of x")
-def check_rms_norm(rms_norm) -> Verdict:
+def check_rms_norm(rms_norm: Callable[..., Any]) -> Verdict:
     """``rms_norm(x, weight, eps)`` should equal ``F.rms_norm(x, (C,), weight, eps)``."""
     g = torch.Generator().manual_seed(0)
     x = 3 * torch.randn(2, 5, 16, generator=g) + 1  # a mean far from 0 tells RMS from LayerNorm
@@ -37,7 +43,7 @@ def check_rms_norm(rms_norm) -> Verdict:
 
 
 @exercise("ex-06-dropout", expects="a float tensor of the shape of x")
-def check_dropout(dropout) -> Verdict:
+def check_dropout(dropout: Callable[..., Any]) -> Verdict:
     """``dropout(x, p, generator)``: zero each entry with probability p, scale the rest by
     1 / (1 - p)."""
     x = torch.full((200, 500), 2.0)

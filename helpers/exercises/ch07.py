@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
 from helpers.exercises.verdict import (
@@ -16,9 +18,15 @@ from helpers.exercises.verdict import (
 )
 from helpers.model import count_parameters
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    from helpers.model import GPT
+
 
 @exercise("ex-07-topk", expects="a float tensor (B, vocab): the logits, all but k per row -inf")
-def check_top_k(top_k) -> Verdict:
+def check_top_k(top_k: Callable[..., Any]) -> Verdict:
     """``top_k(logits, k)`` should keep the k largest logits of each row and set the rest to
     -inf."""
     logits = torch.tensor([[0.5, 2.0, -1.0, 3.0, 0.0], [1.0, 0.0, 4.0, 2.0, 3.0]])  # (B, vocab)
@@ -46,7 +54,7 @@ def check_top_k(top_k) -> Verdict:
 
 
 @exercise("ex-07-params", expects="a whole number of parameters")
-def check_parameter_count(n_params, model) -> Verdict:
+def check_parameter_count(n_params: Callable[..., Any], model: GPT) -> Verdict:
     """``n_params(config)`` should give the model's parameter count from its config alone."""
     want = count_parameters(model)  # a tied weight is counted once
     answer = call(n_params, model.config)

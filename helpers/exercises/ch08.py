@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 
@@ -16,9 +18,13 @@ from helpers.exercises.verdict import (
     shape_of,
 )
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
 
 @exercise("ex-08-masks", expects="a boolean tensor allowed of shape (B, T, T)")
-def check_attention_permissions(attention_permissions) -> Verdict:
+def check_attention_permissions(attention_permissions: Callable[..., Any]) -> Verdict:
     """``attention_permissions(attention_mask, causal)`` should return allowed (B, T, T):
     allowed[b, i, j] is True when position i may attend to position j (j is a real token, and
     j <= i if causal)."""
@@ -52,7 +58,7 @@ def check_attention_permissions(attention_permissions) -> Verdict:
 
 
 @exercise("ex-08-mean-pool", expects="a float tensor (B, H): one vector per example")
-def check_mean_pooling(mean_pool) -> Verdict:
+def check_mean_pooling(mean_pool: Callable[..., Any]) -> Verdict:
     """``mean_pool(hidden, attention_mask)`` with hidden (B, T, H) and mask (B, T) should return
     the mean over the real tokens, (B, H)."""
     gen = torch.Generator().manual_seed(0)
@@ -83,7 +89,7 @@ def reference_f1(labels: np.ndarray, predictions: np.ndarray) -> float:
 
 
 @exercise("ex-08-f1", expects="one number between 0 and 1")
-def check_f1(my_f1) -> Verdict:
+def check_f1(my_f1: Callable[..., Any]) -> Verdict:
     """``my_f1(labels, predictions)`` should return the F1 score of the positive class (1)."""
     rng = np.random.default_rng(0)
     cases = [

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
 
 from helpers.exercises.verdict import Verdict, as_number, call, describe, exercise, failed, passed
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
 
 @exercise("ex-09-stable-bt", expects="a one-element float tensor: the mean loss over the pairs")
-def check_stable_bt_loss(stable_bt_loss) -> Verdict:
+def check_stable_bt_loss(stable_bt_loss: Callable[..., Any]) -> Verdict:
     """``stable_bt_loss(r_chosen, r_rejected)`` should equal the Bradley-Terry loss
     -mean(log sigma(r_c - r_r)) and stay finite for margins of +-1000."""
     cases = [
@@ -43,7 +49,7 @@ def check_stable_bt_loss(stable_bt_loss) -> Verdict:
 
 
 @exercise("ex-09-dpo-accuracy", expects="one number: the share of pairs ranked right")
-def check_implicit_accuracy(implicit_accuracy) -> Verdict:
+def check_implicit_accuracy(implicit_accuracy: Callable[..., Any]) -> Verdict:
     """``implicit_accuracy(policy_chosen, policy_rejected, ref_chosen, ref_rejected)`` should
     return the share of pairs where (log pi(y_c) - log pi_ref(y_c)) - (log pi(y_r) -
     log pi_ref(y_r)) > 0."""

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 
 from helpers.exercises.verdict import Verdict, as_count, call, describe, exercise, failed, passed
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
 
 @exercise("ex-10-batch", expects="a whole number of sequences")
-def check_effective_batch(effective_batch) -> Verdict:
+def check_effective_batch(effective_batch: Callable[..., Any]) -> Verdict:
     """``effective_batch(batch_size, grad_accum_steps, n_processes)``: sequences per step."""
     for args, want in (((32, 1, 1), 32), ((32, 4, 1), 128), ((16, 2, 8), 256)):
         answer = call(effective_batch, *args)
@@ -24,7 +30,7 @@ def check_effective_batch(effective_batch) -> Verdict:
     return passed("effective batch = batch_size x grad_accum_steps x n_processes")
 
 
-def as_truth(value) -> bool | None:
+def as_truth(value: object) -> bool | None:
     """True or False (a Python or NumPy bool, or a one-element bool tensor), else None."""
     if isinstance(value, torch.Tensor) and value.numel() == 1 and value.dtype == torch.bool:
         return bool(value.item())
@@ -32,7 +38,7 @@ def as_truth(value) -> bool | None:
 
 
 @exercise("ex-10-formats", expects="True or False")
-def check_survives(survives) -> Verdict:
+def check_survives(survives: Callable[..., Any]) -> Verdict:
     """``survives(value, dtype)``: does ``value`` keep a significant digit in ``dtype``?"""
     cases = [
         (1e-7, torch.float16, False),
