@@ -6,9 +6,10 @@ Each notebook runs top to bottom in a fresh kernel, in smoke mode (GPT_COURSE_SM
 chapter takes seconds to a minute), started in the notebook's folder. The checks print one line
 each, ``✅ ex-07-topk: ...`` or ``❌ ex-07-topk: ...``; the grade of an exercise is the last
 verdict printed under its label, read from the executed outputs (so the verdicts of the cells that
-ran are kept even when a later cell fails, times out or kills the kernel). Each ``{exercise}`` of
-the notebook is listed: passed, failed, not reached (the run stopped before it), not checked (the
-run went past it without calling its check), or not auto-checked (a prose answer, no check).
+ran are kept even when a later cell fails, times out or kills the kernel). Each exercise of the
+notebook (a ``<div class="exercise" id="ex-…">`` statement, see tools/exercise_markup.py) is
+listed: passed, failed, not reached (the run stopped before it), not checked (the run went past
+it without calling its check), or not auto-checked (a prose answer, no check).
 
 A notebook that fails is reported with the failing cell and the exercises reached, not as a crash;
 ``--timeout`` bounds each notebook's whole run. ``--json`` prints one JSON object per notebook,
@@ -34,7 +35,9 @@ if TYPE_CHECKING:
     from nbformat import NotebookNode
 
 EXERCISE = re.compile(
-    r"^(`{3,}|:{3,})\{exercise\}[ \t]*(.*)\n(?:(?!\1).*\n)*?:label:[ \t]*(ex-[\w-]+)", re.MULTILINE
+    r'^<div class="exercise" id="(ex-[\w-]+)">\s*'
+    r"(?:\*\*Exercise[ \t]+[\d.]+(?:[ \t]*·[ \t]*([^\n]*?))?\*\*)?",
+    re.MULTILINE,
 )
 
 
@@ -67,12 +70,12 @@ class Report:
 
 
 def exercises_in(nb: NotebookNode) -> list[Exercise]:
-    """Every ``{exercise}`` block of the notebook's markdown cells, in order."""
+    """Every exercise statement of the notebook's markdown cells, in order."""
     return [
         Exercise(label, title.strip(), index)
         for index, cell in enumerate(nb.cells)
         if cell.cell_type == "markdown"
-        for _, title, label in EXERCISE.findall(cell.source + "\n")
+        for label, title in EXERCISE.findall(cell.source)
     ]
 
 
@@ -169,7 +172,7 @@ def grade(path: str | Path, timeout: float = 600) -> Report:
             ex.status = "not auto-checked"
         else:
             ex.status = "not reached" if ex.cell >= stopped_at else "not checked"
-    listed = {e.label for e in report.exercises}  # checks called without an {exercise} block
+    listed = {e.label for e in report.exercises}  # checks called without a statement
     report.exercises += [
         Exercise(label, "", -1, "passed" if ok else "failed")
         for label, ok in verdicts.items()

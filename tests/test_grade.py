@@ -17,8 +17,11 @@ from helpers.exercises import all_checks
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def exercise(label, title="An exercise"):
-    return new_markdown_cell(f"```{{exercise}} {title}\n:label: {label}\nDo it.\n```")
+def exercise(label, title="An exercise", text="Do it."):
+    """A statement in the notebooks' format (tools/exercise_markup.py)."""
+    return new_markdown_cell(
+        f'<div class="exercise" id="{label}">\n\n**Exercise 0.1 · {title}**\n\n{text}\n\n</div>'
+    )
 
 
 def write(tmp_path, *cells, name="submission.ipynb"):
@@ -42,9 +45,11 @@ def test_verdicts_are_collected_by_label_and_prose_exercises_are_listed(tmp_path
         ),
         exercise("ex-02-greedy"),
         new_code_cell("ch02.check_uniform_loss  # the greedy check is never called"),
+        exercise("ex-02-lr", "Learning rate", "Try."),
         new_markdown_cell(
-            "```{exercise} Learning rate\n:label: ex-02-lr\nTry.\n```\n\n"
-            "```{solution} ex-02-lr\nAn answer in words.\n```"
+            "<details>\n<summary>Solution to Exercise 0.3</summary>\n\n"
+            "An answer in words.\n\n</details>",
+            metadata={"tags": ["solution"]},
         ),
     )
     report = grade.grade(path, timeout=120)

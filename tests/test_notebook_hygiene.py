@@ -181,7 +181,57 @@ def test_title_badge_goals_and_summary(nb):
     assert not fork.notebook_disagreements(nb, REPO_URL)
     assert "**Learning goals**" in first and "**Prerequisites" in first and "**Runtime" in first
     assert "## Summary" in markdown
-    assert "{exercise}" in markdown, "every chapter has exercises"
+    assert '<div class="exercise"' in markdown, "every chapter has exercises"
+
+
+RAW_DIRECTIVE = re.compile(
+    r"^(`{3,}|:{3,})\{(exercise|solution)[\w-]*\}|^:label:|^:class:[ \t]*dropdown", re.M
+)
+STATEMENT = re.compile(
+    r'\A<div class="exercise" id="(ex-[\w-]+)">\n\n\*\*Exercise (\d+)\.(\d+) · [^\n]+\*\*\n\n'
+    r".+\n\n</div>\Z",
+    re.S,
+)
+
+
+def tags(cell) -> list:
+    return cell["metadata"].get("tags", [])
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
+def test_exercises_render_alike_in_lab_colab_vscode_and_the_book(nb):
+    """Exercises are plain HTML and markdown (tools/exercise_markup.py): no directive lines, which
+    only the book renders; numbered per chapter; every solution tagged, hidden until asked for."""
+    all_cells, chapter = cells(nb), int(nb.name[:2])
+    numbers = []
+    for i, c in enumerate(all_cells):
+        text = source(c)
+        if c["cell_type"] == "markdown":
+            assert not RAW_DIRECTIVE.search(text), f"cell {i}: a directive line: {text[:80]!r}"
+        if c["cell_type"] == "markdown" and '<div class="exercise"' in text:
+            statement = STATEMENT.match(text)
+            assert statement, f"cell {i}: an exercise statement out of format: {text[:80]!r}"
+            label, number = statement[1], (int(statement[2]), int(statement[3]))
+            assert label.startswith(f"ex-{chapter:02d}-"), f"{label} in chapter {chapter}"
+            numbers.append(number)
+            assert "solution" not in tags(c)
+        if "Solution to Exercise" in text or "<details>" in text:
+            assert c["cell_type"] == "markdown" and "solution" in tags(c), f"cell {i} untagged"
+        if c["cell_type"] == "markdown" and text.startswith("**Solution to Exercise"):
+            code = all_cells[i + 1]
+            assert code["cell_type"] == "code" and "solution" in tags(code), f"cell {i + 1}"
+        if "<details>" in text:
+            assert text.startswith("<details>\n<summary>") and text.endswith("</details>")
+        if c["cell_type"] == "code" and "solution" in tags(c):
+            assert c["metadata"].get("jupyter", {}).get("source_hidden"), f"cell {i} is shown"
+            assert "hide-cell" in tags(c), f"cell {i}: the book shows the solution"
+            assert c["metadata"].get("cellView") == "form", f"cell {i}: Colab shows the solution"
+    assert numbers == [(chapter, k) for k in range(1, len(numbers) + 1)], numbers
+    solved = re.findall(
+        r"Solution to Exercise (\d+\.\d+)(?!, continued)",
+        "\n".join(source(c) for c in all_cells if "solution" in tags(c)),
+    )
+    assert solved == [f"{a}.{b}" for a, b in numbers], "one solution per exercise, in order"
 
 
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)

@@ -21,6 +21,11 @@ _spec = importlib.util.spec_from_file_location(
 )
 student_edition = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(student_edition)
+_spec = importlib.util.spec_from_file_location(
+    "exercise_markup", ROOT / "tools" / "exercise_markup.py"
+)
+exercise_markup = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(exercise_markup)
 
 
 @pytest.fixture(scope="module")
@@ -39,14 +44,16 @@ def test_solutions_are_removed_and_exercises_and_stubs_kept(source, edition):
     original = nbformat.read(source, as_version=4)
     student = nbformat.read(edition / source.name, as_version=4)
     text = "\n".join(c.source for c in student.cells)
-    assert not re.search(r"\{solution(-start|-end)?\}", text)
+    assert "Solution to Exercise" not in text and "<details>" not in text
+    assert not any("solution" in c.metadata.get("tags", []) for c in student.cells)
     assert not any(c.metadata.get("jupyter", {}).get("source_hidden") for c in student.cells)
-    labels = re.findall(r":label: (ex-[\w-]+)", "\n".join(c.source for c in original.cells))
-    assert labels and re.findall(r":label: (ex-[\w-]+)", text) == labels
+    statement = r'<div class="exercise" id="(ex-[\w-]+)">'
+    labels = re.findall(statement, "\n".join(c.source for c in original.cells))
+    assert labels and re.findall(statement, text) == labels
     stubs = [
         c.source
         for i, c in enumerate(original.cells[1:], 1)
-        if c.cell_type == "code" and "{exercise}" in original.cells[i - 1].source
+        if c.cell_type == "code" and '<div class="exercise"' in original.cells[i - 1].source
     ]
     assert stubs and all(stub in code_sources(student) for stub in stubs)
     solutions = set(code_sources(original)) - set(code_sources(student))
@@ -74,30 +81,65 @@ def test_the_badge_points_at_the_student_copy(source, edition):
     assert f"/blob/main/notebooks/{source.name}" not in first
 
 
-def test_text_around_the_solution_markers_stays():
+def test_cells_tagged_solution_go_and_directives_are_refused():
+    solution = {"tags": ["solution"]}
     cells = [
-        new_markdown_cell("```{exercise} E\n:label: ex-00-e\nDo it.\n```"),
+        new_markdown_cell('<div class="exercise" id="ex-00-e">\n\n**Exercise 0.1 · E**\n\n</div>'),
         new_code_cell("stub()"),
+        new_markdown_cell("**Solution to Exercise 0.1**: the code cell below", metadata=solution),
+        new_code_cell("solution()", metadata={"tags": ["solution", "hide-cell"]}),
         new_markdown_cell(
-            "Before the solution.\n\n```{solution-start} ex-00-e\n:class: dropdown\n```"
+            "<details>\n<summary>Why</summary>\n\nBecause.\n\n</details>", metadata=solution
         ),
-        new_code_cell("solution()"),
-        new_markdown_cell("Why it works.\n\n```{solution-end}\n```\n\nAfter the solution."),
-        new_markdown_cell(
-            "```{exercise} P\n:label: ex-00-p\nSay why.\n```\n\n"
-            "```{solution} ex-00-p\n:class: dropdown\nBecause.\n```\n\n## Summary"
-        ),
+        new_markdown_cell("## Summary"),
     ]
     kept = [c.source for c in student_edition.without_solutions(cells)]
-    assert kept == [
-        cells[0].source,
+    assert kept == [cells[0].source, "stub()", "## Summary"]
+    old = new_markdown_cell("```{solution} ex-00-e\n:class: dropdown\nBecause.\n```")
+    with pytest.raises(ValueError, match="exercise_markup"):
+        student_edition.without_solutions([*cells, old])
+
+
+def test_a_chapter_written_with_directives_converts_and_loses_its_solutions():
+    """tools/exercise_markup.py turns sphinx-exercise directives into the portable format,
+    touching no code cell, and the student edition then drops exactly the solutions."""
+    solution_code = new_code_cell("solution()")
+    nb = nbformat.v4.new_notebook(
+        cells=[
+            new_markdown_cell("Intro.\n\n```{exercise} E\n:label: ex-03-e\nDo it.\n```"),
+            new_code_cell("stub()"),
+            new_markdown_cell("```{solution-start} ex-03-e\n:class: dropdown\n```"),
+            solution_code,
+            new_markdown_cell("Why it works.\n\n```{solution-end}\n```"),
+            new_markdown_cell(
+                "```{exercise} P\n:label: ex-03-p\nSay why.\n```\n\n"
+                "```{solution} ex-03-p\n:class: dropdown\nBecause.\n```\n\n## Summary"
+            ),
+        ]
+    )
+    exercise_markup.convert(nb, chapter=3)
+    nbformat.validate(nb)
+    assert [c.source for c in nb.cells] == [
+        "Intro.",
+        '<div class="exercise" id="ex-03-e">\n\n**Exercise 3.1 · E**\n\nDo it.\n\n</div>',
         "stub()",
-        "Before the solution.",
-        "After the solution.",
-        "```{exercise} P\n:label: ex-00-p\nSay why.\n```\n\n## Summary",
+        exercise_markup.code_solution_source("3.1"),
+        "solution()",
+        "<details>\n<summary>Solution to Exercise 3.1, continued</summary>\n\n"
+        "Why it works.\n\n</details>",
+        '<div class="exercise" id="ex-03-p">\n\n**Exercise 3.2 · P**\n\nSay why.\n\n</div>',
+        "<details>\n<summary>Solution to Exercise 3.2</summary>\n\nBecause.\n\n</details>",
+        "## Summary",
     ]
-    with pytest.raises(ValueError, match="no \\{solution-end\\}"):
-        student_edition.without_solutions(cells[:4])
+    assert solution_code.metadata["jupyter"]["source_hidden"] and solution_code.metadata.cellView
+    assert len({c.id for c in nb.cells}) == len(nb.cells)
+    kept = [c.source for c in student_edition.without_solutions(nb.cells)]
+    assert kept == [nb.cells[i].source for i in (0, 1, 2, 6, 8)]
+    with pytest.raises(ValueError, match="no exercise before it"):
+        exercise_markup.convert(
+            nbformat.v4.new_notebook(cells=[new_markdown_cell("```{solution} ex-03-x\nNo.\n```")]),
+            chapter=3,
+        )
 
 
 @pytest.mark.slow

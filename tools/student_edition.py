@@ -3,10 +3,9 @@
     python tools/student_edition.py [--out _build/student/notebooks]      (or: make student)
 
 From each notebooks/NN_*.ipynb it writes a copy in which
-- the solutions are gone: the cells from a ``{solution-start}`` marker to its ``{solution-end}``
-  (text before the start marker and after the end marker stays) and every ``{solution}`` block
-  of a markdown cell; the exercise statements and their stub cells stay, so each check prints
-  a cross with a hint until the learner's answer is right;
+- the solutions are gone: every cell tagged ``solution`` (the format is described in
+  tools/exercise_markup.py); the exercise statements and their stub cells stay, so each check
+  prints a cross with a hint until the learner's answer is right;
 - outputs are cleared, except those of the cells whose result the text states exactly: the
   deterministic cells tagged ``nbval-check-output`` (nbval compares them, and a learner
   can compare their own run with them), and any cell tagged ``keep-output``. Everything else
@@ -28,9 +27,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "_build" / "student" / "notebooks"
-SOLUTION_BLOCK = re.compile(r"^(`{3,}|:{3,})\{solution\}.*?^\1[ \t]*$\n?", re.MULTILINE | re.DOTALL)
-START = re.compile(r"^(`{3,}|:{3,})\{solution-start\}", re.MULTILINE)
-END = re.compile(r"^(`{3,}|:{3,})\{solution-end\}.*?^\1[ \t]*$\n?", re.MULTILINE | re.DOTALL)
+DIRECTIVE = re.compile(r"^(`{3,}|:{3,})\{(exercise|solution|solution-start|solution-end)\}", re.M)
 
 
 def student_path(root: Path = ROOT) -> str:
@@ -45,38 +42,19 @@ def keeps_output(cell) -> bool:
     return bool({"nbval-check-output", "keep-output"} & set(cell.metadata.get("tags", [])))
 
 
+def is_solution(cell) -> bool:
+    return "solution" in cell.metadata.get("tags", [])
+
+
 def without_solutions(cells: list) -> list:
-    """The cells with every solution removed (see the module docstring)."""
-    kept, inside = [], False
+    """The cells without those tagged ``solution``. A notebook still written with
+    sphinx-exercise directives is refused (its solutions are not tagged): convert it first."""
     for cell in cells:
-        text = cell.source
-        if cell.cell_type == "markdown" and not inside and (start := START.search(text)):
-            inside, before, text = True, text[: start.start()], text[start.start() :]
-            if before.strip():  # text before the marker stays, as a cell of its own
-                kept.append(_with_source(cell, before.rstrip("\n")))
-                if "id" in cell:
-                    kept[-1].id = f"{cell.id[:56]}-before"
-        if inside:  # skip up to the end marker, which may sit in the same cell
-            end = END.search(text) if cell.cell_type == "markdown" else None
-            if end is None:
-                continue
-            inside, text = False, text[end.end() :].lstrip("\n")
-        if cell.cell_type == "markdown":
-            text = SOLUTION_BLOCK.sub("", text)
-            if text != cell.source:
-                text = re.sub(r"\n{3,}", "\n\n", text).strip("\n")
-            if not text.strip():
-                continue
-        kept.append(_with_source(cell, text) if text != cell.source else cell)
-    if inside:
-        raise ValueError("a {solution-start} has no {solution-end}")
-    return kept
-
-
-def _with_source(cell, source: str):
-    copy = nbformat.from_dict(cell)
-    copy.source = source
-    return copy
+        if cell.cell_type == "markdown" and DIRECTIVE.search(cell.source):
+            raise ValueError(
+                "exercise directives in a markdown cell: run tools/exercise_markup.py first"
+            )
+    return [cell for cell in cells if not is_solution(cell)]
 
 
 def student_notebook(nb, name: str, repo_url: str, branch: str, path: str):
