@@ -256,6 +256,19 @@ def test_no_test_or_setup_machinery_in_a_chapter_page(book, doc):
     assert 'find_spec("helpers")' not in text, f"{doc}: the Colab setup cell shows in the page"
 
 
+@pytest.mark.parametrize("doc", [d for d in PAGES if re.match(r"notebooks/\d\d_", d)])
+def test_exercises_are_numbered_within_their_chapter(book, doc):
+    """Chapter 7's exercises read "Exercise 7.1", "7.2", ... in the page, one per exercise box."""
+    chapter = int(re.match(r"notebooks/(\d\d)_", doc).group(1))
+    text = (HTML / f"{doc}.html").read_text("utf-8")
+    boxes = re.findall(r'<div class="exercise" id="(ex-[\w-]+)">', text)
+    titles = re.findall(r"<strong>Exercise (\d+)\.(\d+) ·", text)
+    assert boxes, f"{doc}: no exercise box in the built page"
+    assert titles == [(str(chapter), str(k)) for k in range(1, len(boxes) + 1)], (
+        f"{doc}: exercise titles {titles} for {len(boxes)} boxes; want {chapter}.1, {chapter}.2"
+    )
+
+
 @pytest.mark.parametrize("doc", PAGES)
 def test_page_renders_in_chromium(book, doc):
     page = HTML / f"{doc}.html"
