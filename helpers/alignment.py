@@ -27,6 +27,7 @@ from safetensors.torch import load_file, save_file
 
 from helpers.alignment_data import (
     END,
+    encode_dialogues,
     encode_prompts,
     kindness,
     last_response_index,
@@ -68,6 +69,10 @@ class AlignmentPreset(Describable):
     preference_prompts: int = 2048
     held_out_preference_prompts: int = 512
     samples_per_prompt: int = 4
+    # smoke mode only: the first planted_pairs prompts get one kind and one harsh reply in place
+    # of two sampled ones, so that a model too small to write words still gives the labeler
+    # something to rank and every later stage (reward model, RL, DPO) runs on real pairs
+    planted_pairs: int = 0
     rm_steps: int = 300
     rm_batch_size: int = 32
     rm_lr: float = 3e-4
@@ -103,6 +108,7 @@ _ALIGNMENT_SMOKE = dict(
     dpo_steps=4,
     dpo_batch_size=8,
     eval_prompts=16,
+    planted_pairs=4,
     eval_every=2,
 )
 
@@ -188,6 +194,29 @@ class Preferences:
         return self.ids[picked], self.mask[picked]
 
 
+PLANTED_REPLIES = ("Good, sweet love.", "Thou foul fool!")  # the labeler: +3 and -2
+
+
+def plant_replies(
+    tokenizer: CharTokenizer,
+    prompts: list[str],
+    cfg: AlignmentPreset,
+    ids: torch.Tensor,
+    mask: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``ids`` and ``mask`` (N*K, L) with replies 0 and 1 of the first ``cfg.planted_pairs``
+    prompts replaced by ``PLANTED_REPLIES`` (see ``AlignmentPreset.planted_pairs``)."""
+    k, n = cfg.samples_per_prompt, min(cfg.planted_pairs, len(prompts))
+    turns = [(prompts[i], reply) for i in range(n) for reply in PLANTED_REPLIES]
+    planted_ids, planted_mask = encode_dialogues(
+        tokenizer, turns, cfg.prompt_chars, cfg.response_chars
+    )
+    rows = torch.tensor([i * k + j for i in range(n) for j in range(len(PLANTED_REPLIES))])
+    ids, mask = ids.clone(), mask.clone()
+    ids[rows], mask[rows] = planted_ids.to(ids.device), planted_mask.to(mask.device)
+    return ids, mask
+
+
 def collect_preferences(
     model: GPT, tokenizer: CharTokenizer, prompts: list[str], cfg: AlignmentPreset, seed: int = 0
 ) -> Preferences:
@@ -203,6 +232,8 @@ def collect_preferences(
         tokenizer.encode(END)[0],
         torch.Generator().manual_seed(seed),
     )
+    if cfg.planted_pairs:
+        ids, mask = plant_replies(tokenizer, prompts, cfg, ids, mask)
     replies = response_texts(tokenizer, ids, mask)
     scores = torch.tensor([kindness(r) for r in replies]).view(len(prompts), k)  # (N, K)
     pairs = torch.tensor(preference_pairs(scores), dtype=torch.long).view(-1, 2)

@@ -3,6 +3,7 @@ values, the reward model on a separable toy set, the KL estimate, one RL round."
 
 import copy
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -13,6 +14,7 @@ from helpers.alignment import (
     RewardModel,
     alignment_preset,
     bradley_terry_loss,
+    collect_preferences,
     dpo_loss,
     fit,
     kl_to_reference,
@@ -296,3 +298,17 @@ def test_dpo_without_dropout_starts_from_an_implicit_reward_of_exactly_zero(
 
     fit(policy, batch_loss, len(ids), steps=1, batch_size=4, lr=1e-3, dropout=dropout)
     assert torch.equal(margins[0], torch.zeros(4)) != dropout
+
+
+def test_planted_replies_give_an_untrained_model_pairs_to_rank(tiny_gpt, char_tokenizer):
+    """Smoke mode's model writes no words, so the labeler would rank nothing: planted replies
+    make sure the reward model, RL and DPO still run on real pairs there."""
+    prompts = ["Who is there?", "Speak!", "Stay, I say."]
+    cfg = AlignmentPreset(
+        device="cpu", smoke=True, prompt_chars=14, response_chars=18, samples_per_prompt=3
+    )
+    gpt = tiny_gpt(block_size=32, vocab_size=char_tokenizer.vocab_size)
+    assert len(collect_preferences(gpt, char_tokenizer, prompts, cfg).pairs) == 0
+    planted = collect_preferences(gpt, char_tokenizer, prompts, replace(cfg, planted_pairs=2))
+    assert planted.replies[0] == "Good, sweet love." and planted.replies[4] == "Thou foul fool!"
+    assert [0, 1] in planted.pairs.tolist() and [3, 4] in planted.pairs.tolist()
