@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import subprocess
 import sys
@@ -89,19 +88,11 @@ def in_subprocess(device: str, steps: int, settings: dict, nproc: int = 1) -> di
     args = ["--device", device, "--steps", str(steps), "--row", json.dumps(settings)]
     if nproc == 1:
         cmd = [sys.executable, __file__, *args]
-        env = dict(os.environ)
-    else:  # DDP: split the cores between the processes
-        cmd = [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            f"--nproc_per_node={nproc}",
-            __file__,
-            *args,
-        ]
-        env = {**os.environ, "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 2) // nproc))}
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True).stdout
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    else:  # DDP: torchrun, the threads split between the processes
+        from helpers.distributed import launch
+
+        out = launch(nproc, __file__, *args).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 

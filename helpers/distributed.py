@@ -9,7 +9,6 @@ would take on the whole N x B batch. GPUs talk over NCCL; CPUs over gloo.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -89,12 +88,14 @@ def teardown() -> None:
         dist.destroy_process_group()
 
 
-def launch(nproc: int, *args: object, cwd: str | Path = REPO_ROOT) -> subprocess.CompletedProcess:
+def launch(
+    nproc: int, *args: object, cwd: str | Path = REPO_ROOT, timeout: float | None = None
+) -> subprocess.CompletedProcess:
     """Run ``torchrun --standalone --nproc_per_node nproc ARGS...`` on this machine and return the
-    finished process (output captured; an error if any rank fails). On a CPU the cores are split
-    between the ranks: N processes that each use every core would slow one another down many
-    times over."""
-    threads = str(max(1, (os.cpu_count() or 1) // nproc))
+    finished process (output captured). This process's CPU threads are split between the ranks:
+    N processes that each use every core would slow one another down many times over. A rank
+    that fails is an error that shows the end of its output."""
+    threads = str(max(1, torch.get_num_threads() // nproc))
     command = [
         sys.executable,
         "-m",
@@ -103,11 +104,19 @@ def launch(nproc: int, *args: object, cwd: str | Path = REPO_ROOT) -> subprocess
         f"--nproc_per_node={nproc}",
         *map(str, args),
     ]
-    return subprocess.run(
-        command,
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=cwd,
-        env=child_environment(OMP_NUM_THREADS=threads),
-    )
+    try:
+        return subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=cwd,
+            timeout=timeout,
+            env=child_environment(OMP_NUM_THREADS=threads),
+        )
+    except subprocess.CalledProcessError as err:
+        raise RuntimeError(
+            f"torchrun exited with {err.returncode}: {' '.join(command[3:])}\n"
+            + err.stdout[-2000:]
+            + err.stderr[-3000:]
+        ) from err

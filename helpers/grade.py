@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from helpers.exercises import all_checks, verdicts_in
-from helpers.settings import smoke_environment
+from helpers.settings import child_environment
 
 if TYPE_CHECKING:
     from nbformat import NotebookNode
@@ -110,7 +110,7 @@ def execute(nb: NotebookNode, folder: Path, timeout: float) -> dict | None:
     )
     index = None
     try:
-        with client.setup_kernel(env=smoke_environment()):
+        with client.setup_kernel(env=child_environment(GPT_COURSE_SMOKE="1")):
             deadline = time.monotonic() + timeout
             for index, cell in enumerate(nb.cells):
                 if cell.cell_type == "code":

@@ -31,15 +31,10 @@ def smoke_mode() -> bool:
     return os.environ.get("GPT_COURSE_SMOKE", "0").strip() not in ("", "0", "false", "False")
 
 
-def smoke_environment() -> dict[str, str]:
-    """This process's environment with smoke mode on: for a child process, such as the kernel in
-    which helpers.grade runs a learner's notebook."""
-    return {**os.environ, "GPT_COURSE_SMOKE": "1"}
-
-
 def child_environment(**overrides: str) -> dict[str, str]:
-    """This process's environment with ``overrides``, for a child process: for example the ranks
-    that ``helpers.distributed.launch`` starts, each told how many threads it may use."""
+    """This process's environment with ``overrides``, for a child process: the kernel in which
+    helpers.grade runs a learner's notebook in smoke mode, or the ranks that
+    ``helpers.distributed.launch`` starts, each told how many threads it may use."""
     return {**os.environ, **overrides}
 
 

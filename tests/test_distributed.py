@@ -1,20 +1,12 @@
 """Exact data parallelism: 2 processes x batch B take the steps of 1 process x batch 2B, and every
 collective uses a tensor on a device its backend can move (NCCL: the GPU only)."""
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 from safetensors.torch import load_file
 
 from helpers import distributed
 from helpers import train as train_module
-
-ROOT = Path(__file__).resolve().parents[1]
-ENV = {**os.environ, "GPT_COURSE_SMOKE": "1", "OMP_NUM_THREADS": "1"}
 
 # One step's gradients, from the same model, tokens and batch stream as helpers.train draws them.
 GRADIENT_WORKER = """
@@ -38,22 +30,7 @@ distributed.teardown()
 
 
 def torchrun(nproc: int, *args: str) -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc_per_node",
-            str(nproc),
-            *args,
-        ],
-        cwd=ROOT,
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = distributed.launch(nproc, *args, timeout=300)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
 
 
@@ -85,7 +62,10 @@ def test_ranks_slice_one_global_batch():
 
 
 @pytest.mark.slow
-def test_two_processes_give_the_gradients_of_one_process_with_twice_the_batch(tmp_path):
+def test_two_processes_give_the_gradients_of_one_process_with_twice_the_batch(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setenv("GPT_COURSE_SMOKE", "1")  # the ranks inherit it
     script = tmp_path / "gradients.py"
     script.write_text(GRADIENT_WORKER)
     torchrun(2, str(script), str(tmp_path / "ddp.pt"), "4")
@@ -96,7 +76,10 @@ def test_two_processes_give_the_gradients_of_one_process_with_twice_the_batch(tm
 
 
 @pytest.mark.slow
-def test_two_processes_train_to_the_weights_of_one_process_with_twice_the_batch(tmp_path):
+def test_two_processes_train_to_the_weights_of_one_process_with_twice_the_batch(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setenv("GPT_COURSE_SMOKE", "1")  # the ranks and the one process alike
     common = ["--preset", "gpt", "--device", "cpu", "--max-iters", "4", "--eval-interval", "2"]
     torchrun(2, "-m", "helpers.train", *common, "--batch-size", "4", "--out", str(tmp_path / "ddp"))
     train_module.main([*common, "--batch-size", "8", "--out", str(tmp_path / "one")])
@@ -109,7 +92,7 @@ def test_two_processes_train_to_the_weights_of_one_process_with_twice_the_batch(
 def test_launch_splits_the_cores_between_the_ranks(monkeypatch):
     calls = []
     monkeypatch.setattr(distributed.subprocess, "run", lambda cmd, **kw: calls.append((cmd, kw)))
-    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 8)
     distributed.launch(2, "-m", "helpers.train", "--max-iters", 3)
     cmd, kw = calls[0]
     assert cmd[1:5] == ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]

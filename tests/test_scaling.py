@@ -1,17 +1,12 @@
 """Chapter 10's speed switches: gradient accumulation, autocast, DDP under torchrun."""
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
+from helpers import distributed
 from helpers.train import accumulate_gradients, load_checkpoint
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def gradients(model):
@@ -39,32 +34,21 @@ def test_bf16_autocast_on_cpu_gives_a_finite_loss_close_to_fp32(tiny_gpt):
 
 
 @pytest.mark.slow
-def test_torchrun_with_two_cpu_processes_writes_one_loadable_checkpoint(tmp_path):
+def test_torchrun_with_two_cpu_processes_writes_one_loadable_checkpoint(tmp_path, monkeypatch):
+    monkeypatch.setenv("GPT_COURSE_SMOKE", "1")  # the ranks inherit it
     out = tmp_path / "ddp"
-    env = {**os.environ, "GPT_COURSE_SMOKE": "1", "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc_per_node",
-            "2",
-            "-m",
-            "helpers.train",
-            "--preset",
-            "gpt",
-            "--max-iters",
-            "4",
-            "--device",
-            "cpu",
-            "--out",
-            str(out),
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
+    result = distributed.launch(
+        2,
+        "-m",
+        "helpers.train",
+        "--preset",
+        "gpt",
+        "--max-iters",
+        4,
+        "--device",
+        "cpu",
+        "--out",
+        out,
         timeout=300,
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]

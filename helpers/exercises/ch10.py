@@ -4,10 +4,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import numpy as np
 import torch
 
-from helpers.exercises.verdict import Verdict, as_count, call, describe, exercise, failed, passed
+from helpers.exercises.verdict import (
+    Verdict,
+    as_count,
+    as_truth,
+    call,
+    describe,
+    exercise,
+    failed,
+    passed,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -28,13 +36,6 @@ def check_effective_batch(effective_batch: Callable[..., Any]) -> Verdict:
                 "every process accumulates its own micro-batches before the step",
             )
     return passed("effective batch = batch_size x grad_accum_steps x n_processes")
-
-
-def as_truth(value: object) -> bool | None:
-    """True or False (a Python or NumPy bool, or a one-element bool tensor), else None."""
-    if isinstance(value, torch.Tensor) and value.numel() == 1 and value.dtype == torch.bool:
-        return bool(value.item())
-    return bool(value) if isinstance(value, (bool, np.bool_)) else None
 
 
 @exercise("ex-10-formats", expects="True or False")

@@ -100,6 +100,13 @@ def as_count(value: Any) -> int | None:
     return int(number) if number is not None and number.is_integer() else None
 
 
+def as_truth(value: Any) -> bool | None:
+    """True or False (a Python or NumPy bool, or a one-element bool tensor), else None."""
+    if isinstance(value, torch.Tensor) and value.numel() == 1 and value.dtype == torch.bool:
+        return bool(value.item())
+    return bool(value) if isinstance(value, (bool, np.bool_)) else None
+
+
 def device_of(module: Any) -> torch.device:
     """Where a learner's model or head lives (the checks build their inputs there)."""
     try:
