@@ -84,7 +84,10 @@ def gather_objects(obj: object) -> list:
 
 
 def teardown() -> None:
+    """Leave the process group together: a rank that tears down while another is still writing
+    its checkpoint can abort at exit ("terminate called without an active exception")."""
     if dist.is_available() and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 
