@@ -33,9 +33,17 @@ book: $(STAMP)
 	$(BIN)/jupyter-book build . --all --warningiserror --keep-going --builder html
 	@echo "Open file://$(CURDIR)/_build/html/index.html"
 
+# The JupyterLab browser test's Node package (playwright-core, package-lock.json), reinstalled
+# when the lockfile changes. It drives the system's Chromium and downloads no browser.
+NODE_STAMP := node_modules/.installed
+$(NODE_STAMP): package.json package-lock.json
+	@command -v npm >/dev/null || { echo "npm is missing: sudo apt-get install -y nodejs npm"; exit 2; }
+	npm ci --no-audit --no-fund
+	touch $(NODE_STAMP)
+
 # Smoke mode shrinks every notebook; one thread per torch process because the two pytest
 # workers share the cores (two processes with all threads each run ~100x slower on 2 cores).
-test: $(STAMP)
+test: $(STAMP) $(NODE_STAMP)
 	GPT_COURSE_SMOKE=1 OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadfile
 
 # The tests marked slow (notebooks, book, browser, JupyterLab, DDP, Trainer runs) are left out.

@@ -64,9 +64,8 @@ class FinetunePreset(Describable):
 
 
 # CPU: all-MiniLM-L6-v2, tuned for >= 88 % test accuracy with <= 15 minutes of training on 2 cores.
-# Tried (test accuracy, 2-core AMD EPYC): 256 tokens, lr 5e-5, 1 epoch: 82.4 %; 256 tokens,
-# lr 1e-4, 2 epochs: 86.6 % in 11.5 min; 512 tokens ran 2x slower per step (no room for a 2nd
-# epoch); 160 tokens (head 48), lr 1e-4, 3 epochs: 89.2 %. More passes beat longer inputs here.
+# What was tried is in bench/results/imdb_finetune_cpu_tuning.md (chapter 08 prints it): more
+# passes over shorter inputs beat fewer over longer ones.
 # GPU: the classic tutorial's bert-base-uncased recipe, with the model's full 512 positions.
 _FINETUNE_CPU = dict(max_length=160, head_tokens=48, epochs=3.0, learning_rate=1e-4, batch_size=16)
 _FINETUNE_GPU = dict(max_length=512, head_tokens=128, epochs=3.0, learning_rate=2e-5, batch_size=16)

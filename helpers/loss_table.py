@@ -26,7 +26,7 @@ def _rows() -> list[dict]:
 
 def record(
     chapter: int, idea: str, val_loss: float, params: int | None = None, note: str = ""
-) -> pd.DataFrame:
+) -> LossTable:
     """Add (or replace) the row for ``idea`` and return the table up to this chapter.
 
     A row that is recorded again keeps its place, so re-running a chapter leaves the order of
@@ -51,12 +51,25 @@ def record(
     return table(up_to=chapter)
 
 
-def table(up_to: int | None = None) -> pd.DataFrame:
+class LossTable(pd.DataFrame):
+    """The table, indexed by chapter, shown in a notebook as one clean table.
+
+    The index stays named "chapter" so that ``table().query("chapter == 2")`` works, but pandas
+    would show that name as a second header row; the HTML shows the chapter as a plain first
+    column instead, and leaves out the note column while no row has a note. Anything computed
+    from the table (a query, a column) is an ordinary DataFrame."""
+
+    def _repr_html_(self) -> str:
+        shown = pd.DataFrame(self).reset_index()
+        if not shown["note"].fillna("").astype(bool).any():
+            shown = shown.drop(columns="note")
+        return shown.to_html(index=False, notebook=True)
+
+
+def table(up_to: int | None = None) -> LossTable:
     """The table so far, in chapter order; ``up_to`` leaves out the chapters after it."""
     rows = [r for r in _rows() if up_to is None or r["chapter"] <= up_to]
     columns = ["chapter", "idea", "val_loss", "params", "note"]
-    return (
-        pd.DataFrame(rows, columns=columns).set_index("chapter")
-        if rows
-        else pd.DataFrame(columns=columns)
-    )
+    frame = pd.DataFrame(rows, columns=columns).set_index("chapter")
+    # Nullable integers: a row without a parameter count must not turn the column into floats.
+    return LossTable(frame.astype({"params": "Int64"}))

@@ -122,6 +122,6 @@ def run_report() -> str:
     minutes, seconds = divmod(time.perf_counter() - _IMPORTED_AT, 60)
     mode = "smoke" if smoke_mode() else "full"
     return (
-        f"{mode} mode on {pick_device()} ({hardware()}): "
-        f"{int(minutes)} min {seconds:.0f} s from the first helpers import to here"
+        f"{mode} mode on {pick_device()} ({hardware()}): {int(minutes)} min {seconds:.0f} s\n"
+        "(from the first helpers import to here)"
     )

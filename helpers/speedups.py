@@ -6,11 +6,13 @@ multiplies bf16 matrices (GPU tensor cores, CPUs with AVX-512-BF16 or AMX) and a
 the CPU has to emulate them; ``torch.compile`` costs seconds of compiling that only a long enough
 run earns back. One machine's table is therefore no rule for the next, and the chapter states no
 verdict of its own: ``bench/scaling.py --json PATH`` measures this machine, ``cpu_features()``
-says which instructions it has, and ``conclusions()`` turns the measured rows into sentences::
+says which instructions it has, ``table()`` prints the measured rows narrow enough for a book
+page, and ``conclusions()`` turns them into sentences::
 
-    table = json.loads(Path(PATH).read_text())
+    measured = json.loads(Path(PATH).read_text())
+    print(table(measured))
     print(cpu_features().describe())
-    for sentence in conclusions(table["rows"], run_steps=1500):
+    for sentence in conclusions(measured["rows"], run_steps=1500):
         print("-", sentence)
 
 A row is a dict as ``bench/scaling.py`` writes it: ``label``, ``switch`` (the setting the row
@@ -105,6 +107,29 @@ def cpu_features(cpuinfo: str | Path = "/proc/cpuinfo") -> HardwareFeatures:
         gpu=gpu,
         gpu_bf16=gpu_bf16,
     )
+
+
+def table(measured: dict) -> str:
+    """``bench/scaling.py``'s JSON as a table of at most 88 characters a line (the script's own
+    printout is wider than a page): tokens/s after the first step, the ratio to the first row,
+    peak memory, the first step's time (compiling included) and whether the switch was kept."""
+    shape = measured["preset"]
+    memory = "peak alloc" if measured["device"] == "cuda" else "peak RSS"
+    lines = [
+        measured["hardware"],
+        f"preset {shape['n_layer']}x{shape['n_head']}x{shape['n_embd']}, context "
+        f"{shape['block_size']}, batch {shape['batch_size']}; {measured['steps']} steps per row",
+        "",
+        f"{'':<36}{'tokens/s':>9}{'ratio':>7}{memory:>11}{'first step':>12}",
+    ]
+    for row in measured["rows"]:
+        verdict = "" if row["switch"] in (None, "ddp") else "kept" if row["kept"] else "left off"
+        lines.append(
+            f"{row['label']:<36}{row['tokens_per_second']:>9,.0f}{row['ratio']:>6.2f}x"
+            f"{row['peak_bytes'] / 2**20:>7,.0f} MiB{row['first_step_seconds']:>11.1f}s"
+            f"  {verdict}".rstrip()
+        )
+    return "\n".join(lines)
 
 
 def conclusions(rows: list[dict], run_steps: int, noise: float = 0.10) -> list[str]:

@@ -52,25 +52,44 @@ def plot_next_token(
     ax = ax or plt.subplots(figsize=(6, 2.8))[1]
     top = torch.topk(probs, k)
     labels = [show_char(tokenizer.decode([i])) for i in top.indices.tolist()]
-    ax.bar(range(k), top.values, color=["C0" if v > 0 else "0.8" for v in top.values])
+    values = top.values.tolist()
+    ax.bar(range(k), values, color=["C0" if v > 0 else "0.8" for v in values])
     ax.set_xticks(range(k), labels)
     ax.set_ylim(0, 1)
     kept = int((probs > 0).sum())
-    ax.set_title(f"{title}  ({kept} of {len(probs)} characters can be sampled)", fontsize=9)
+    # Two lines, so the title stays within a half-width panel of sampling_figure's grid.
+    ax.set_title(f"{title}\n{kept} of {len(probs)} characters can be sampled", fontsize=9)
     return ax
 
 
 def sampling_figure(
-    model: GPT, tokenizer: CharTokenizer, prompt: str, settings: list[dict]
+    model: GPT, tokenizer: CharTokenizer, prompt: str, settings: list[dict], columns: int = 2
 ) -> Figure:
-    """One next-token chart per sampling setting, side by side (the static sampling lab)."""
-    fig, axes = plt.subplots(1, len(settings), figsize=(4.2 * len(settings), 2.8), squeeze=False)
-    for ax, s in zip(axes[0], settings, strict=True):
+    """One next-token chart per sampling setting, ``columns`` to a row (the static sampling lab).
+    Two columns keep the figure 9 inches wide, so the book shows it near full size."""
+    if not settings:
+        raise ValueError("sampling_figure needs at least one sampling setting, e.g. [{}]")
+    if columns < 1:
+        raise ValueError(f"columns must be at least 1, got {columns}")
+    rows = -(-len(settings) // columns)  # ceil
+    fig, axes = plt.subplots(rows, columns, figsize=(9, 2.6 * rows), squeeze=False)
+    for ax, s in zip(axes.flat, settings, strict=False):
         probs = next_token_probs(model, tokenizer, prompt, **s)
-        plot_next_token(probs, tokenizer, ", ".join(f"{k}={v}" for k, v in s.items()), ax=ax, k=10)
+        title = ", ".join(f"{k}={v}" for k, v in s.items()) or "no filter"
+        plot_next_token(probs, tokenizer, title, ax=ax, k=10)
+    for ax in axes.flat[len(settings) :]:  # an odd count leaves the last cell of the grid empty
+        ax.set_axis_off()
     fig.suptitle(f"next character after {prompt[-30:]!r}", fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def _prompt_box(prompt: str):
+    """A multi-line prompt field: a prompt may hold newlines ("KING:\\nWhat says the king?"),
+    which a one-line Text field would show run together and drop when edited."""
+    import ipywidgets as w
+
+    return w.Textarea(value=prompt, description="prompt", rows=3, layout=w.Layout(width="95%"))
 
 
 def sampling_lab(
@@ -80,10 +99,15 @@ def sampling_lab(
     import ipywidgets as w
     from IPython.display import display
 
-    text = w.Textarea(value=prompt, description="prompt", layout=w.Layout(width="95%"))
-    temperature = w.FloatSlider(value=1.0, min=0.1, max=2.0, step=0.05, description="temperature")
-    top_k = w.IntSlider(value=0, min=0, max=tokenizer.vocab_size, description="top-k (0=off)")
-    top_p = w.FloatSlider(value=1.0, min=0.05, max=1.0, step=0.05, description="top-p")
+    text = _prompt_box(prompt)
+    fit = {"description_width": "initial"}  # the whole label, not the first 8 characters
+    temperature = w.FloatSlider(
+        value=1.0, min=0.1, max=2.0, step=0.05, description="temperature", style=fit
+    )
+    top_k = w.IntSlider(
+        value=0, min=0, max=tokenizer.vocab_size, description="top-k (0=off)", style=fit
+    )
+    top_p = w.FloatSlider(value=1.0, min=0.05, max=1.0, step=0.05, description="top-p", style=fit)
     out = w.Output()
 
     def redraw(*_):
@@ -114,7 +138,8 @@ def sampling_lab(
     for control in (text, temperature, top_k, top_p):
         control.observe(redraw, names="value")
     redraw()
-    display(w.VBox([text, w.HBox([temperature, top_k, top_p]), out]))
+    sliders = w.HBox([temperature, top_k, top_p], layout=w.Layout(flex_flow="row wrap"))
+    display(w.VBox([text, sliders, out]))
 
 
 def attention_grid(
@@ -145,7 +170,7 @@ def attention_explorer(
     import ipywidgets as w
     from IPython.display import display
 
-    text = w.Text(value=prompt, description="prompt", layout=w.Layout(width="95%"))
+    text = _prompt_box(prompt)
     layer = w.Dropdown(options=range(model.config.n_layer), description="layer")
     head = w.Dropdown(options=range(model.config.n_head), description="head")
     out = w.Output()

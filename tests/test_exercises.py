@@ -19,6 +19,7 @@ from torch import nn
 
 from helpers import exercises
 from helpers.exercises import ch01, ch02, ch03, ch04, ch05, ch06, ch07, ch08, ch09, ch10
+from helpers.exercises.verdict import VERDICT_WIDTH
 from helpers.model import GPT, GPTConfig
 
 
@@ -465,18 +466,22 @@ def test_only_the_right_answer_gets_a_tick_and_no_answer_makes_a_check_raise(lab
     for kind, answer in answers(case):
         returned = case.run(answer)  # must not raise
         lines = capsys.readouterr().out.splitlines()
-        assert returned is None, "a check returns nothing: a notebook cell shows only its line"
-        assert len(lines) == 1, (kind, lines)
+        assert returned is None, "a check returns nothing: a notebook cell shows only its verdict"
+        # One verdict: a first line, then indented continuation lines that fit the book's page.
+        assert all(line.startswith("    ") for line in lines[1:]), (kind, lines)
+        too_long = [ln for ln in lines if len(ln) > VERDICT_WIDTH and " " in ln.strip()]
+        assert not too_long, (kind, too_long)
+        verdict = " ".join(line.strip() for line in lines)
         mark = "✅" if kind == "right" else "❌"
         assert lines[0].startswith(f"{mark} {label}: "), (kind, lines[0])
         assert exercises.results()[label] == (kind == "right")
         assert exercises.verdicts_in("\n".join(lines)) == {label: kind == "right"}
         if kind == "stub":
-            assert "None" in lines[0]
+            assert "None" in verdict
         if kind == "raises":
-            assert "raised RuntimeError: not written yet" in lines[0]
+            assert "raised RuntimeError: not written yet" in verdict
         for code in case.hint_must_not_contain:
-            assert code not in lines[0], f"{label}: a {kind} answer's verdict gives away {code!r}"
+            assert code not in verdict, f"{label}: a {kind} answer's verdict gives away {code!r}"
 
 
 def test_a_grader_collects_verdicts_by_label_the_last_one_winning(capsys):

@@ -1,5 +1,7 @@
 """helpers.loss_table: the loss-per-idea table that grows chapter by chapter."""
 
+import re
+
 import pytest
 
 from helpers import loss_table
@@ -30,3 +32,27 @@ def test_recording_an_idea_again_replaces_it_in_place():
 def test_a_nonsense_loss_is_refused(bad):
     with pytest.raises(ValueError, match="positive number"):
         loss_table.record(2, "bigram", bad)
+
+
+def _header_rows(html: str) -> list[str]:
+    head = html.split("<thead>")[1].split("</thead>")[0]
+    return [
+        re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", row)).strip()
+        for row in head.split("</tr>")[:-1]
+    ]
+
+
+def test_the_notebook_shows_one_clean_table():
+    loss_table.record(2, "bigram", 2.48, params=4225)
+    html = loss_table.record(4, "one attention head", 2.2)._repr_html_()
+    assert _header_rows(html) == ["chapter idea val_loss params"]  # no index-name row, no note
+    assert "4225" in html and "4225.0" not in html  # a missing count leaves the others integers
+    html = loss_table.record(6, "+ dropout", 1.9, params=9000, note="p = 0.1")._repr_html_()
+    assert _header_rows(html) == ["chapter idea val_loss params note"]
+    assert "p = 0.1" in html
+
+
+def test_the_table_is_still_queried_by_chapter():
+    loss_table.record(2, "bigram", 2.48)
+    loss_table.record(4, "one attention head", 2.2)
+    assert loss_table.table().query("chapter == 2")["idea"].tolist() == ["bigram"]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers.speedups import HardwareFeatures, conclusions, cpu_features
+from helpers.speedups import HardwareFeatures, conclusions, cpu_features, table
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKENS_PER_STEP = 32 * 64
@@ -160,6 +160,24 @@ def test_without_proc_cpuinfo_the_features_come_from_torch(tmp_path):
     assert features.source.startswith("torch's CPU capability")
     assert features.avx512_bf16 is None and features.cpu_bf16 is None
     assert "bf16 support unknown" in features.describe()
+
+
+def test_the_table_fits_a_page_and_keeps_every_column():
+    measured = {
+        "hardware": "AMD EPYC, 2 CPU cores, torch 2.13.0+cpu",
+        "device": "cpu",
+        "steps": 40,
+        "preset": {"n_layer": 2, "n_head": 4, "n_embd": 128, "block_size": 64, "batch_size": 32},
+        "rows": avx2_only_table(),
+    }
+    lines = table(measured).splitlines()
+    assert max(len(line) for line in lines) <= 88
+    assert lines[1] == "preset 2x4x128, context 64, batch 32; 40 steps per row"
+    assert lines[3].split() == ["tokens/s", "ratio", "peak", "RSS", "first", "step"]
+    assert " ".join(lines[4].split()) == "explicit attention, fp32 26,620 1.00x 500 MiB 0.2s"
+    assert lines[6].endswith("1,664  0.06x    500 MiB        1.6s  left off")
+    assert lines[7].endswith("17.5s  kept")
+    assert lines[9].startswith("DDP, 2 processes") and lines[9].endswith("18.5s")
 
 
 def test_describe_is_one_line_and_names_the_gpu():

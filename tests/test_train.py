@@ -13,6 +13,7 @@ from safetensors.torch import load_file
 
 from helpers import train as train_module
 from helpers.checkpoint import read_checkpoint_meta
+from helpers.data import get_batch
 from helpers.train import (
     History,
     TrainConfig,
@@ -63,6 +64,27 @@ def test_weight_decay_applies_to_matrices_only(cfg, tiny_gpt):
     decay, no_decay = make_optimizer(model, cfg).param_groups
     assert all(p.dim() >= 2 for p in decay["params"]) and decay["weight_decay"] == cfg.weight_decay
     assert all(p.dim() < 2 for p in no_decay["params"]) and no_decay["weight_decay"] == 0.0
+
+
+def test_train_takes_the_steps_of_the_plain_loop_chapter_07_writes(tokens, cfg, tiny_gpt):
+    """Chapter 07 writes the loop in the open (the schedule, AdamW's two groups, clipping, the
+    seeded batch stream) and checks that train() takes exactly its steps."""
+    cfg = replace(cfg, grad_clip=0.05)  # low enough that clipping acts on every step
+    model, reference = tiny_gpt(), tiny_gpt()
+    optimizer = make_optimizer(model, cfg)
+    batches = torch.Generator().manual_seed(1337)  # train()'s default seed
+    for step in range(8):
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(step, cfg)
+        x, y = get_batch(tokens["train"], cfg.block_size, cfg.batch_size, generator=batches)
+        _, loss = model(x, y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+    train(reference, tokens, cfg, stop_after=8, progress=False)
+    pairs = zip(model.parameters(), reference.parameters(), strict=True)
+    assert all(torch.equal(a, b) for a, b in pairs)
 
 
 def test_training_lowers_the_validation_loss(tokens, cfg, tiny_gpt):

@@ -1,4 +1,4 @@
-"""Show the notebooks' "Open in Colab" badge from the book itself instead of from colab.research.google.com.
+"""Show the notebooks' "Open in Colab" badge from the book, not from colab.research.google.com.
 
 Each notebook's first cell uses the standard badge image from Colab's website, which GitHub,
 Colab and an online JupyterLab all display. The built book must also work without a network

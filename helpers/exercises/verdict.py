@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import numbers
 import re
+import textwrap
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -23,6 +24,9 @@ _checks: dict[str, Callable[..., None]] = {}  # exercise label -> its check
 _returned: list[Any] = []  # what the learner's functions returned during the current check
 
 VERDICT_LINE = re.compile(r"^(✅|❌) (ex-[\w-]+): ", re.MULTILINE)
+# A verdict is wrapped to fit an output box of the book at 1280 px (about 88 characters), its
+# continuation lines indented; words are never split, so a code name in a hint stays whole.
+VERDICT_WIDTH = 84
 
 
 class Verdict(NamedTuple):
@@ -116,10 +120,21 @@ def device_of(module: Any) -> torch.device:
 
 
 def report(label: str, verdict: Verdict) -> None:
-    """Print one line, ``✅ label: what`` or ``❌ label: what — hint: ...``, and record it."""
+    """Print the verdict, ``✅ label: what`` or ``❌ label: what — hint: ...``, and record it.
+
+    A long verdict goes on over indented lines, so the first line alone names the label."""
     _results[label] = verdict.ok
     line = f"{'✅' if verdict.ok else '❌'} {label}: {verdict.what}"
-    print(line + (f" — hint: {verdict.hint}" if verdict.hint and not verdict.ok else ""))
+    if verdict.hint and not verdict.ok:
+        line += f" — hint: {verdict.hint}"
+    wrapped = textwrap.fill(
+        line,
+        width=VERDICT_WIDTH,
+        subsequent_indent="    ",
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
+    print(wrapped)
 
 
 def exercise(label: str, expects: str) -> Callable[[Callable[..., Verdict]], Callable[..., None]]:
