@@ -10,7 +10,7 @@ help:
 	@echo "make book   install, then build the site into _build/html (notebooks keep their outputs)"
 	@echo "make test   install, then run every test: helpers, notebooks (smoke mode), book, browser"
 	@echo "make check  install, then the fast tests only (no notebooks, book, browser, DDP): < 1 min"
-	@echo "make lint   install, then ruff: lint and format check of helpers/, bench/, tests/, tools/"
+	@echo "make lint   install, then ruff: lint and format check of helpers/, bench/, tests/, tools/, notebooks/"
 	@echo "make bench  install, then run the benchmarks in bench/ (full size, takes minutes)"
 	@echo "make test-colab   Colab's runtime versions in .venv-colab: setup step adds, changes nothing; nbval"
 	@echo "make test-latest  the newest releases, unpinned, in .venv-latest: nbval over every notebook"
@@ -51,8 +51,8 @@ check: $(STAMP)
 	GPT_COURSE_SMOKE=1 OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadfile -m "not slow" tests
 
 lint: $(STAMP)
-	$(BIN)/ruff check helpers bench tests tools
-	$(BIN)/ruff format --check helpers bench tests tools
+	$(BIN)/ruff check helpers bench tests tools notebooks
+	$(BIN)/ruff format --check helpers bench tests tools notebooks
 
 bench: $(STAMP)
 	$(BIN)/python bench/train_speed.py

@@ -51,6 +51,13 @@ def record(
     return table(up_to=chapter)
 
 
+def clear(chapter: int) -> None:
+    """Drop ``chapter``'s rows, so a chapter that renames or drops an idea leaves no stale row;
+    a chapter calls it before recording its rows afresh."""
+    rows = [r for r in _rows() if r["chapter"] != chapter]
+    atomic_write_text(_path(), json.dumps(rows, indent=2))
+
+
 class LossTable(pd.DataFrame):
     """The table, indexed by chapter, shown in a notebook as one clean table.
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import matplotlib.pyplot as plt
 import torch
 from matplotlib.axes import Axes
+from matplotlib.ticker import MaxNLocator
 
 from helpers.data import show_char
 
@@ -46,7 +47,7 @@ def show_matrix(
     """A 2-D tensor as an image, with its values written in when it is small enough to read."""
     m = m.detach().float().cpu()
     ax = ax or plt.subplots(figsize=(4, 4))[1]
-    im = ax.imshow(m, cmap=cmap)
+    im = ax.imshow(m.numpy(), cmap=cmap)
     ax.set_title(title)
     if labels is not None:
         ax.set_xticks(range(len(labels)), labels)
@@ -74,7 +75,7 @@ def attention_heatmap(
     """One head's (T, T) attention weights: row = the token that looks, column = the token looked
     at. Tokens are labelled with :func:`helpers.data.show_char` (space ␣, newline ⏎)."""
     ax = ax or plt.subplots(figsize=(5, 5))[1]
-    ax.imshow(weights.detach().float().cpu(), cmap="Blues", vmin=0, vmax=1)
+    ax.imshow(weights.detach().float().cpu().numpy(), cmap="Blues", vmin=0, vmax=1)
     shown = [show_char(t) for t in tokens]
     ax.set_xticks(range(len(tokens)), shown, fontsize=8)
     ax.set_yticks(range(len(tokens)), shown, fontsize=8)
@@ -118,7 +119,30 @@ def plot_gradient_norms(
     for label, values in norms.items():
         ax.plot(range(1, len(values) + 1), values, "o-", label=label)
     ax.set_yscale("log")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # layers are whole numbers
     ax.set(xlabel="layer (1 = nearest the input)", ylabel="gradient norm", title=title)
     ax.grid(alpha=0.3, which="both")
     ax.legend()
+    return ax
+
+
+def plot_spread(
+    values: dict[str, list[float]],
+    title: str = "final validation loss, one dot per seed",
+    xlabel: str = "validation loss (nats per token)",
+    ax: Axes | None = None,
+) -> Axes:
+    """One row per design in ``values`` (label -> one number per seed): a dot for every seed and
+    a line from the lowest to the highest, so two designs whose ranges do not overlap differ by
+    more than the luck of the seed."""
+    if not values or any(len(v) == 0 for v in values.values()):
+        raise ValueError("plot_spread needs at least one label, each with at least one value")
+    ax = ax or plt.subplots(figsize=(7, 0.6 * len(values) + 1.6))[1]
+    for row, (label, seeds) in enumerate(values.items()):
+        ax.plot([min(seeds), max(seeds)], [row, row], color=f"C{row}", lw=6, alpha=0.3)
+        ax.plot(seeds, [row] * len(seeds), "o", color=f"C{row}", label=label)
+    ax.set_yticks(range(len(values)), list(values))
+    ax.set_ylim(len(values) - 0.5, -0.5)  # the first label on top
+    ax.set(xlabel=xlabel, title=title)
+    ax.grid(alpha=0.3, axis="x")
     return ax

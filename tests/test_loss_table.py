@@ -28,6 +28,14 @@ def test_recording_an_idea_again_replaces_it_in_place():
     assert shown["val_loss"].tolist() == [1.83, 1.85, 1.95]
 
 
+def test_clearing_a_chapter_drops_its_stale_rows_only():
+    loss_table.record(5, "+ feed-forward", 2.09)
+    loss_table.record(6, "+ residual connections (deep stack)", 1.83)  # an idea since renamed
+    loss_table.clear(6)
+    shown = loss_table.record(6, "+ residual connections (1 block)", 2.02)
+    assert shown["idea"].tolist() == ["+ feed-forward", "+ residual connections (1 block)"]
+
+
 @pytest.mark.parametrize("bad", [float("nan"), 0.0, -1.0])
 def test_a_nonsense_loss_is_refused(bad):
     with pytest.raises(ValueError, match="positive number"):

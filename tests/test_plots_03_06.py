@@ -3,9 +3,10 @@
 import warnings
 
 import matplotlib.pyplot as plt
+import pytest
 import torch
 
-from helpers.plots import attention_heatmap, compare_losses, plot_gradient_norms
+from helpers.plots import attention_heatmap, compare_losses, plot_gradient_norms, plot_spread
 from helpers.train import History
 
 
@@ -37,4 +38,16 @@ def test_attention_heatmap_shows_spaces_and_newlines_and_the_font_has_their_glyp
         ax = attention_heatmap(torch.full((4, 4), 0.25), ["a", " ", "\n", "\t"])
         ax.figure.canvas.draw()
     assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "␣", "⏎", "⇥"]
+    plt.close("all")
+
+
+def test_plot_spread_draws_every_seed_on_its_design_row_and_refuses_empty_input():
+    ax = plot_spread({"plain": [2.8, 2.9, 2.85], "residual": [1.83, 1.84]})
+    dots = [line for line in ax.get_lines() if line.get_marker() == "o"]
+    assert [list(d.get_ydata()) for d in dots] == [[0, 0, 0], [1, 1]]
+    assert list(dots[1].get_xdata()) == [1.83, 1.84]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["plain", "residual"]
+    for bad in ({}, {"plain": []}):
+        with pytest.raises(ValueError, match="at least one"):
+            plot_spread(bad)
     plt.close("all")
