@@ -53,7 +53,9 @@ if TYPE_CHECKING:
 class AlignmentPreset(Describable):
     """Hyperparameters for chapter 09: SFT, reward model, RL and DPO on the chapter-07 GPT.
     The defaults were tuned on the chapter-07 CPU checkpoint: reward model >= 75 % on held-out
-    pairs, RL and DPO well above the SFT model's labeler score, the chapter in a few minutes."""
+    pairs, RL and DPO well above the SFT model's labeler score, and RL without a KL penalty
+    going past the labeler's peak within ``rl_steps`` rounds on every seed; the chapter, its
+    three seeds included, in about 12 minutes on 2 cores."""
 
     device: str
     smoke: bool
@@ -79,7 +81,7 @@ class AlignmentPreset(Describable):
     # RL (PPO-style, KL penalty to the SFT model)
     rl_steps: int = 150
     rl_prompts_per_step: int = 16
-    rl_lr: float = 6e-5
+    rl_lr: float = 1.2e-4  # high enough for beta = 0 to overshoot the labeler within rl_steps
     kl_coef: float = 0.3
     clip_range: float = 0.2
     ppo_epochs: int = 2
@@ -91,6 +93,10 @@ class AlignmentPreset(Describable):
     # evaluation on held-out prompts
     eval_prompts: int = 128
     eval_every: int = 10
+    # the comparison over seeds: each seed reruns preferences, reward model, RL at every
+    # kl_coefs value (the reward-hacking curves) and DPO; smoke mode runs the first seed only
+    seeds: tuple[int, ...] = (0, 1, 2)
+    kl_coefs: tuple[float, ...] = (0.3, 0.1, 0.0)
 
 
 # Smoke mode: a few steps of each stage, in the smoke GPT's 32-character context.
@@ -110,6 +116,7 @@ _ALIGNMENT_SMOKE = dict(
     eval_prompts=16,
     planted_pairs=4,
     eval_every=2,
+    seeds=(0,),
 )
 
 
@@ -193,6 +200,8 @@ class Preferences:
         picked = self.pairs[rows, which]
         return self.ids[picked], self.mask[picked]
 
+
+HELD_OUT_SEED = 2  # the held-out preference pairs are sampled once, the same test for every seed
 
 PLANTED_REPLIES = ("Good, sweet love.", "Thou foul fool!")  # the labeler: +3 and -2
 

@@ -156,6 +156,13 @@ def words(text: str) -> list[str]:
     return re.findall(r"[a-z]+", text.lower())
 
 
+def word_variety(reply: str) -> float:
+    """Distinct words per word: 1.0 when no word repeats (and for a reply without words), 0.5
+    for "good, good". A policy that collapses onto one word drives it down."""
+    found = words(reply)
+    return len(set(found)) / len(found) if found else 1.0
+
+
 def kindness(reply: str) -> int:
     """The labeler's score: distinct kind words minus distinct harsh words in the reply.
 

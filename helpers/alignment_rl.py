@@ -17,32 +17,48 @@ an unbiased estimate of KL(pi || pi_ref), so maximising R trades reward against 
 Chapter 09 lives in three modules, one job each, read in the chapter's order:
 ``alignment_data`` (text: dialogue turns, the chat format and its masks, the labeler),
 ``alignment`` (models and losses: the preset, SFT, the reward model, DPO, KL, the training loop
-``fit``) and ``alignment_rl`` (the PPO-style RL loop built on those). One package would only
-add an ``__init__`` and longer imports; each module is read in one sitting as it is.
+``fit``) and ``alignment_rl`` (the PPO-style RL loop built on those, and the whole recipe run
+on one seed, for the chapter's comparison over seeds). One package would only add an
+``__init__`` and longer imports; each module is read in one sitting as it is.
 """
 
 from __future__ import annotations
 
+import copy
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
+from itertools import repeat
 from typing import TYPE_CHECKING
 
 import torch
 
 from helpers.alignment import (
+    HELD_OUT_SEED,
+    RewardModel,
+    bradley_terry_loss,
+    collect_preferences,
+    dpo_loss,
+    fit,
     kl_to_reference,
     logprobs_of_next,
     next_token_logits,
+    pair_logprobs,
+    preference_accuracy,
     reply_kl,
     sample_responses,
+    sequence_logprob,
     token_logprobs,
 )
-from helpers.alignment_data import END, kindness, response_texts
+from helpers.alignment_data import END, kindness, response_texts, word_variety
+from helpers.model import GPT, GPTConfig
 from helpers.progress import progress_bar
+from helpers.settings import seed_everything
 
 if TYPE_CHECKING:
-    from helpers.alignment import AlignmentPreset, RewardModel
+    from helpers.alignment import AlignmentPreset, Preferences
     from helpers.data import CharTokenizer
-    from helpers.model import GPT
 
 
 def group_advantages(total: torch.Tensor, k: int) -> torch.Tensor:
@@ -118,8 +134,8 @@ def evaluate_policy(
     seed: int = 0,
 ) -> dict:
     """Sample one reply per prompt with a fixed seed and measure: the labeler's mean score
-    (kindness), the reward model's mean score, and the mean KL to the reference (nats per reply).
-    ``replies`` holds the texts."""
+    (kindness), the reward model's mean score, the mean KL to the reference (nats per reply) and
+    the mean word variety (:func:`word_variety`). ``replies`` holds the texts."""
     end_id = tokenizer.encode(END)[0]
     ids, mask = sample_responses(
         policy, prompts, response_chars, end_id, torch.Generator().manual_seed(seed)
@@ -129,6 +145,7 @@ def evaluate_policy(
         "labeler": sum(map(kindness, replies)) / len(replies),
         "reward": reward_model(ids, mask).mean().item(),
         "kl": kl_to_reference(policy, reference, ids, mask).mean().item(),
+        "variety": sum(map(word_variety, replies)) / len(replies),
         "replies": replies,
     }
 
@@ -196,3 +213,173 @@ def train_rl(
             bar.update()
         evaluate(cfg.rl_steps)  # and once more after the last round
     return history
+
+
+# --- the whole recipe on one seed, and on several at once ---------------------------------------
+
+
+@dataclass
+class RecipeInputs:
+    """What every seed starts from: the SFT model (weights and config, so that a worker process
+    can rebuild it), the tokenizer, the prompts of each stage and the preset. Only the seed
+    differs between runs: the preference replies sampled for training, the reward model's and
+    DPO's batches and dropout, and RL's sampling."""
+
+    sft_state: dict[str, torch.Tensor]
+    model_config: GPTConfig
+    tokenizer: CharTokenizer
+    preference_prompts: list[str]  # ranked by the labeler to train the reward model
+    held_out_prompts: list[str]  # ranked once (HELD_OUT_SEED): the same test for every seed
+    train_prompts: torch.Tensor  # (N, prompt_chars): RL's prompts
+    eval_prompts: torch.Tensor  # (M, prompt_chars): held-out prompts, to measure policies
+    cfg: AlignmentPreset
+
+    def sft_model(self) -> GPT:
+        model = GPT(self.model_config).to(self.cfg.device)
+        model.load_state_dict(self.sft_state)
+        return model.eval().requires_grad_(False)
+
+
+@dataclass
+class SeedResult:
+    """One seed of the recipe: the reward model's held-out accuracy, an RL history per kl_coef,
+    and the final scores of each policy (:func:`final_scores`)."""
+
+    seed: int
+    reward_model_accuracy: float
+    histories: dict[float, RLHistory]
+    scores: dict[str, dict[str, float]]
+
+
+def rl_name(kl_coef: float) -> str:
+    return f"RL (β = {kl_coef:g})"
+
+
+def dpo_name(beta: float) -> str:
+    return f"DPO (β = {beta:g})"
+
+
+@torch.no_grad()
+def final_scores(
+    models: dict[str, GPT],
+    reference: GPT,
+    reward_model: RewardModel,
+    eval_prompts: torch.Tensor,
+    tokenizer: CharTokenizer,
+    cfg: AlignmentPreset,
+) -> dict[str, dict[str, float]]:
+    """Each model's :func:`evaluate_policy` scores on ``cfg.samples_per_prompt`` replies to each
+    held-out prompt, sampled with one fixed seed (3) for every model and every run."""
+    prompts = eval_prompts.repeat_interleave(cfg.samples_per_prompt, dim=0)
+    scores = {}
+    for name, model in models.items():
+        s = evaluate_policy(
+            model, reference, reward_model, prompts, tokenizer, cfg.response_chars, 3
+        )
+        scores[name] = {
+            "labeler score": s["labeler"],
+            "reward model": s["reward"],
+            "KL to SFT": s["kl"],
+            "word variety": s["variety"],
+        }
+    return scores
+
+
+def train_dpo(reference: GPT, prefs: Preferences, cfg: AlignmentPreset, seed: int = 0) -> GPT:
+    """A copy of ``reference`` trained with the DPO loss on ``prefs``, dropout off (see
+    :func:`helpers.alignment.fit`), as chapter 09 does it in the open."""
+    ref_chosen, ref_rejected = pair_logprobs(reference, prefs)
+    policy = copy.deepcopy(reference).requires_grad_(True)
+
+    def batch_loss(rows: torch.Tensor) -> torch.Tensor:
+        return dpo_loss(
+            sequence_logprob(policy, *prefs.side(0, rows)),
+            sequence_logprob(policy, *prefs.side(1, rows)),
+            ref_chosen[rows],
+            ref_rejected[rows],
+            cfg.dpo_beta,
+        )
+
+    fit(
+        policy,
+        batch_loss,
+        len(prefs.pairs),
+        cfg.dpo_steps,
+        cfg.dpo_batch_size,
+        cfg.dpo_lr,
+        seed=seed,
+        dropout=False,
+    )
+    return policy.requires_grad_(False)
+
+
+def run_recipe(seed: int, inputs: RecipeInputs) -> SeedResult:
+    """Stages 3 and 4 and DPO on one seed, as chapter 09 runs them in the open: preferences on
+    the SFT model's replies, a reward model, RL at each of ``cfg.kl_coefs``, DPO; then
+    :func:`final_scores` of every policy."""
+    cfg, tokenizer = inputs.cfg, inputs.tokenizer
+    sft = inputs.sft_model()
+    seed_everything(seed)  # the reward model's head and dropout, as in the chapter's cells
+    prefs = collect_preferences(sft, tokenizer, inputs.preference_prompts, cfg, seed=seed)
+    held = collect_preferences(sft, tokenizer, inputs.held_out_prompts, cfg, seed=HELD_OUT_SEED)
+    reward_model = RewardModel(sft).to(cfg.device)
+    fit(
+        reward_model,
+        lambda rows: bradley_terry_loss(
+            reward_model(*prefs.side(0, rows)), reward_model(*prefs.side(1, rows))
+        ),
+        len(prefs.pairs),
+        cfg.rm_steps,
+        cfg.rm_batch_size,
+        cfg.rm_lr,
+        seed=seed,
+    )
+    reward_model.requires_grad_(False)
+    models, histories = {"SFT": sft}, {}
+    for kl_coef in cfg.kl_coefs:
+        policy = copy.deepcopy(sft).requires_grad_(True)
+        histories[kl_coef] = train_rl(
+            policy,
+            sft,
+            reward_model,
+            inputs.train_prompts,
+            inputs.eval_prompts,
+            tokenizer,
+            cfg,
+            kl_coef=kl_coef,
+            seed=seed,
+        )
+        models[rl_name(kl_coef)] = policy.requires_grad_(False)
+    models[dpo_name(cfg.dpo_beta)] = train_dpo(sft, prefs, cfg, seed)
+    return SeedResult(
+        seed,
+        preference_accuracy(reward_model, held),
+        histories,
+        final_scores(models, sft, reward_model, inputs.eval_prompts, tokenizer, cfg),
+    )
+
+
+def one_thread_recipe(seed: int, inputs: RecipeInputs) -> SeedResult:
+    """:func:`run_recipe` in a worker process that uses one thread: two such workers share two
+    cores better than one process with two threads shares them, and the result of a seed does
+    not depend on how many cores the machine has."""
+    torch.set_num_threads(1)
+    return run_recipe(seed, inputs)
+
+
+def run_seeds(seeds: list[int], inputs: RecipeInputs) -> list[SeedResult]:
+    """:func:`run_recipe` on each seed. On a CPU the seeds run side by side, one worker process
+    per core (each with one thread); on a GPU one after the other, in this process."""
+    if not seeds:
+        return []
+    if inputs.cfg.device != "cpu":
+        return [run_recipe(seed, inputs) for seed in seeds]
+    workers = min(
+        len(seeds),
+        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1,
+    )
+    # "spawn": a fresh interpreter per worker; forking a process that has run torch's thread
+    # pool can hang the child
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        return list(pool.map(one_thread_recipe, seeds, repeat(inputs)))

@@ -1,5 +1,6 @@
 """Chapter 09's helpers: the chat format and its mask, the labeler, the losses against hand-computed
-values, the reward model on a separable toy set, the KL estimate, one RL round."""
+values, the reward model on a separable toy set, the KL estimate, one RL round, the whole recipe
+on several seeds in worker processes."""
 
 import copy
 import math
@@ -39,8 +40,18 @@ from helpers.alignment_data import (
     last_response_index,
     preference_pairs,
     response_mask,
+    word_variety,
 )
-from helpers.alignment_rl import RLHistory, group_advantages, ppo_clip_loss, rl_step, train_rl
+from helpers.alignment_rl import (
+    RecipeInputs,
+    RLHistory,
+    group_advantages,
+    ppo_clip_loss,
+    rl_step,
+    run_recipe,
+    run_seeds,
+    train_rl,
+)
 from helpers.train import preset
 
 TEXT = """ROMEO:
@@ -312,3 +323,59 @@ def test_planted_replies_give_an_untrained_model_pairs_to_rank(tiny_gpt, char_to
     planted = collect_preferences(gpt, char_tokenizer, prompts, replace(cfg, planted_pairs=2))
     assert planted.replies[0] == "Good, sweet love." and planted.replies[4] == "Thou foul fool!"
     assert [0, 1] in planted.pairs.tolist() and [3, 4] in planted.pairs.tolist()
+
+
+def test_word_variety_counts_distinct_words_per_word():
+    assert word_variety("Good, good, sweet love.") == 0.75
+    assert word_variety("...") == 1.0
+
+
+@pytest.mark.slow
+def test_seeds_run_in_worker_processes_as_they_run_here(tiny_gpt, char_tokenizer, monkeypatch):
+    """Chapter 09 runs its extra seeds side by side in one-thread worker processes: a seed must
+    give the same figures there as in this process, and two seeds must differ."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the workers' environment, as on the CI machine
+    torch.set_num_threads(1)
+    cfg = AlignmentPreset(
+        device="cpu",
+        smoke=True,
+        prompt_chars=14,
+        response_chars=18,
+        samples_per_prompt=2,
+        planted_pairs=3,
+        rm_steps=2,
+        rm_batch_size=2,
+        rl_steps=2,
+        rl_prompts_per_step=2,
+        dpo_steps=2,
+        dpo_batch_size=2,
+        eval_every=1,
+        kl_coefs=(0.1, 0.0),
+    )
+    gpt = tiny_gpt(block_size=32, vocab_size=char_tokenizer.vocab_size).eval()
+    prompts = ["Who is there?", "Speak!", "Stay, I say."]
+    encoded = encode_prompts(char_tokenizer, prompts, cfg.prompt_chars)
+    inputs = RecipeInputs(
+        gpt.state_dict(), gpt.config, char_tokenizer, prompts, prompts, encoded, encoded, cfg
+    )
+    here = run_recipe(1, inputs)
+    workers = run_seeds([0, 1], inputs)
+    assert [r.seed for r in workers] == [0, 1]
+    assert set(here.histories) == {0.1, 0.0} and len(here.histories[0.0].eval_steps) == 3
+    assert list(here.scores) == ["SFT", "RL (β = 0.1)", "RL (β = 0)", "DPO (β = 0.5)"]
+    assert here.scores["SFT"]["KL to SFT"] == 0.0 and 0.0 <= here.reward_model_accuracy <= 1.0
+
+    def flat(scores):
+        return [value for row in scores.values() for value in row.values()]
+
+    assert flat(workers[1].scores) == pytest.approx(flat(here.scores))
+    assert workers[1].histories[0.0].eval_kl == pytest.approx(here.histories[0.0].eval_kl)
+    assert workers[0].histories[0.0].train_reward != workers[1].histories[0.0].train_reward
+
+
+@pytest.mark.parametrize(("smoke", "n_seeds"), [("0", 3), ("1", 1)])
+def test_full_mode_compares_three_seeds_and_smoke_mode_runs_one(monkeypatch, smoke, n_seeds):
+    monkeypatch.setenv("GPT_COURSE_SMOKE", smoke)
+    cfg = alignment_preset("cpu")
+    assert len(set(cfg.seeds)) == n_seeds
+    assert cfg.kl_coef in cfg.kl_coefs and 0.0 in cfg.kl_coefs  # the chapter's walkthrough

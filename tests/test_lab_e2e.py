@@ -29,7 +29,7 @@ NOTEBOOKS = REPO / "notebooks"
 SCRIPT = REPO / "tests" / "lab_e2e.mjs"
 SCREENSHOTS = REPO / "_build" / "screenshots" / "lab"
 RUN_NOTEBOOK = "07_full_gpt.ipynb"  # the sampling lab and the attention explorer live here
-BROWSERS = ("chromium", "chromium-browser")
+BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 # Smoke-mode chapter 07 runs in about a minute alone on 2 cores; the other pytest worker shares
 # them, so the limits are generous. A run that needs them is slow, not broken.
 RUN_TIMEOUT_S = 900
