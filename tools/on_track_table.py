@@ -81,8 +81,8 @@ CHAPTERS = {
     "09": (
         "How ChatGPT is trained",
         (
-            "reward_model_accuracy",
-            lambda e: f"reward model accuracy {percent(e)} on held-out pairs",
+            "reward_model_accuracy_mean",
+            lambda e: f"reward model accuracy {percent(e)} on held-out pairs (3 seeds' mean)",
         ),
         "optional",
     ),
