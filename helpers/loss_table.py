@@ -70,7 +70,8 @@ class LossTable(pd.DataFrame):
         shown = pd.DataFrame(self).reset_index()
         if not shown["note"].fillna("").astype(bool).any():
             shown = shown.drop(columns="note")
-        return shown.to_html(index=False, notebook=True)
+        with pd.option_context("display.max_colwidth", None):  # a note is read in full
+            return shown.to_html(index=False, notebook=True)
 
 
 def table(up_to: int | None = None) -> LossTable:

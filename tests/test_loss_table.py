@@ -55,9 +55,10 @@ def test_the_notebook_shows_one_clean_table():
     html = loss_table.record(4, "one attention head", 2.2)._repr_html_()
     assert _header_rows(html) == ["chapter idea val_loss params"]  # no index-name row, no note
     assert "4225" in html and "4225.0" not in html  # a missing count leaves the others integers
-    html = loss_table.record(6, "+ dropout", 1.9, params=9000, note="p = 0.1")._repr_html_()
+    note = "p = 0.1; control on 1/20 of the text: 2.2810 with, 2.3648 without"
+    html = loss_table.record(6, "+ dropout", 1.9, params=9000, note=note)._repr_html_()
     assert _header_rows(html) == ["chapter idea val_loss params note"]
-    assert "p = 0.1" in html
+    assert note in html  # in full: pandas would cut a cell at 50 characters
 
 
 def test_the_table_is_still_queried_by_chapter():
