@@ -127,42 +127,33 @@ def main() -> None:
 
     from helpers.atomic_io import atomic_write_text
     from helpers.settings import hardware
-    from helpers.speedups import cpu_features
+    from helpers.speedups import cpu_features, table_header, table_row
     from helpers.train import preset
 
     cfg = preset("gpt", args.device)
     shape = cfg.model
     tokens_per_step = cfg.grad_accum_steps * cfg.batch_size * shape.block_size  # one process
     rows = []
-    memory = "peak alloc" if args.device == "cuda" else "peak RSS"
     print(
         f"{hardware()}; preset {shape.n_layer}x{shape.n_head}x{shape.n_embd}, context "
         f"{shape.block_size}, batch {cfg.batch_size}; {args.steps} steps per row\n"
     )
-    print(f"{'':<36}{'tokens/s':>10}{'ratio':>8}{memory:>14}{'first step':>12}")
+    print(table_header(args.device))
 
     def show(label, result, settings, switch=None, kept=None, processes=1):
         """Print one line of the table and keep the row for --json."""
-        ratio = result["tokens_per_second"] / first
-        verdict = "" if switch in (None, "ddp") else "kept" if kept else "slower: left off below"
-        print(
-            f"{label:<36}{result['tokens_per_second']:>10,.0f}{ratio:>7.2f}x"
-            f"{result['peak_bytes'] / 2**20:>10,.0f} MiB{result['first_step_seconds']:>11.1f}s"
-            f"  {verdict}",
-            flush=True,
-        )
-        rows.append(
-            {
-                "label": label,
-                "switch": switch,
-                "settings": settings,
-                "processes": processes,
-                **result,
-                "ratio": ratio,
-                "kept": kept,
-                "seconds_per_step": tokens_per_step * processes / result["tokens_per_second"],
-            }
-        )
+        row = {
+            "label": label,
+            "switch": switch,
+            "settings": settings,
+            "processes": processes,
+            **result,
+            "ratio": result["tokens_per_second"] / first,
+            "kept": kept,
+            "seconds_per_step": tokens_per_step * processes / result["tokens_per_second"],
+        }
+        print(table_row(row), flush=True)
+        rows.append(row)
 
     label, kept = BASELINE
     best = in_subprocess(args.device, args.steps, kept)

@@ -109,26 +109,37 @@ def cpu_features(cpuinfo: str | Path = "/proc/cpuinfo") -> HardwareFeatures:
     )
 
 
+def table_header(device: str) -> str:
+    """The column titles of the speed-up table (peak memory is the allocator's on a GPU, the
+    process's resident set on a CPU)."""
+    memory = "peak alloc" if device == "cuda" else "peak RSS"
+    return f"{'':<36}{'tokens/s':>9}{'ratio':>7}{memory:>11}{'first step':>12}"
+
+
+def table_row(row: dict) -> str:
+    """One measured row of ``bench/scaling.py``, at most 88 characters: tokens/s after the first
+    step, the ratio to the first row, peak memory, the first step's time (compiling included)
+    and whether the switch was kept."""
+    verdict = "" if row["switch"] in (None, "ddp") else "kept" if row["kept"] else "left off"
+    return (
+        f"{row['label']:<36}{row['tokens_per_second']:>9,.0f}{row['ratio']:>6.2f}x"
+        f"{row['peak_bytes'] / 2**20:>7,.0f} MiB{row['first_step_seconds']:>11.1f}s"
+        f"  {verdict}".rstrip()
+    )
+
+
 def table(measured: dict) -> str:
-    """``bench/scaling.py``'s JSON as a table of at most 88 characters a line (the script's own
-    printout is wider than a page): tokens/s after the first step, the ratio to the first row,
-    peak memory, the first step's time (compiling included) and whether the switch was kept."""
+    """``bench/scaling.py``'s JSON as the table the script prints, under the machine and the
+    preset it measured."""
     shape = measured["preset"]
-    memory = "peak alloc" if measured["device"] == "cuda" else "peak RSS"
     lines = [
         measured["hardware"],
         f"preset {shape['n_layer']}x{shape['n_head']}x{shape['n_embd']}, context "
         f"{shape['block_size']}, batch {shape['batch_size']}; {measured['steps']} steps per row",
         "",
-        f"{'':<36}{'tokens/s':>9}{'ratio':>7}{memory:>11}{'first step':>12}",
+        table_header(measured["device"]),
+        *(table_row(row) for row in measured["rows"]),
     ]
-    for row in measured["rows"]:
-        verdict = "" if row["switch"] in (None, "ddp") else "kept" if row["kept"] else "left off"
-        lines.append(
-            f"{row['label']:<36}{row['tokens_per_second']:>9,.0f}{row['ratio']:>6.2f}x"
-            f"{row['peak_bytes'] / 2**20:>7,.0f} MiB{row['first_step_seconds']:>11.1f}s"
-            f"  {verdict}".rstrip()
-        )
     return "\n".join(lines)
 
 

@@ -330,12 +330,20 @@ def test_word_variety_counts_distinct_words_per_word():
     assert word_variety("...") == 1.0
 
 
+@pytest.fixture
+def one_thread(monkeypatch):
+    """This process on one thread, as chapter 09's seeds run on a CPU; restored afterwards."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the workers' environment, as on the CI machine
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.mark.slow
-def test_seeds_run_in_worker_processes_as_they_run_here(tiny_gpt, char_tokenizer, monkeypatch):
+def test_seeds_run_in_worker_processes_as_they_run_here(tiny_gpt, char_tokenizer, one_thread):
     """Chapter 09 runs its extra seeds side by side in one-thread worker processes: a seed must
     give the same figures there as in this process, and two seeds must differ."""
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the workers' environment, as on the CI machine
-    torch.set_num_threads(1)
     cfg = AlignmentPreset(
         device="cpu",
         smoke=True,

@@ -18,7 +18,6 @@ import json
 import os
 import re
 import select
-import shutil
 import subprocess
 import tempfile
 import time
@@ -28,6 +27,7 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 import yaml
+from chromium import find_chromium
 
 pytestmark = pytest.mark.slow  # builds the whole book
 
@@ -35,7 +35,6 @@ REPO = Path(__file__).resolve().parents[1]
 HTML = REPO / "_build" / "html"
 SCREENSHOTS = REPO / "_build" / "screenshots"
 JUPYTER_BOOK = REPO / ".venv" / "bin" / "jupyter-book"
-BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 BUILD_TIMEOUT_S = 900
 BROWSER_TIMEOUT_S = 120
 WIDTH = 1280  # px: a laptop's browser window
@@ -216,18 +215,6 @@ def test_colab_links_point_at_the_repository():
 # errors and measurements of the laid-out page.
 
 
-def _browser() -> str:
-    for name in BROWSERS:
-        found = shutil.which(name)
-        if found:
-            return found
-    pytest.fail(
-        "no Chromium found (looked for " + ", ".join(BROWSERS) + "). The browser test "
-        "needs it: on Debian or Ubuntu run `sudo apt-get install -y chromium` "
-        "(CI installs it)."
-    )
-
-
 class Chromium:
     """One headless Chromium; :meth:`send` calls a DevTools method and returns its result, and
     the events that arrive meanwhile are kept in :attr:`events`."""
@@ -258,7 +245,7 @@ class Chromium:
             "--remote-debugging-pipe",
         ]
         self._process = subprocess.Popen(
-            [_browser(), *flags, "about:blank"],
+            [find_chromium(), *flags, "about:blank"],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

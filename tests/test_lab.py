@@ -12,6 +12,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -43,11 +44,12 @@ def _get(url: str, token: str | None = None, timeout: float = 10.0) -> tuple[int
         return err.code, err.read()
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory):
-    """A running JupyterLab server on a free loopback port; yields (base url, token)."""
+@contextmanager
+def running_lab(root: Path, scratch: Path, env: dict[str, str] | None = None):
+    """JupyterLab serving ``root`` on a free loopback port, with its runtime files and
+    configuration kept in ``scratch`` and ``env`` added to its (and its kernels') environment;
+    yields (base url, token, log file) once the server answers, and stops it afterwards."""
     assert JUPYTER.exists(), f"{JUPYTER} is missing: run `make test`, which installs it"
-    tmp = tmp_path_factory.mktemp("lab")
     port, token = _free_port(), secrets.token_hex(24)
     cmd = [
         str(JUPYTER),
@@ -57,32 +59,28 @@ def lab(tmp_path_factory):
         f"--ServerApp.port={port}",
         "--ServerApp.port_retries=0",
         f"--ServerApp.token={token}",
-        f"--ServerApp.root_dir={NOTEBOOKS}",
-        "--ServerApp.open_browser=False",
+        f"--ServerApp.root_dir={root}",
     ]
     if os.geteuid() == 0:  # containers and CI images often run as root; Jupyter refuses by default
         cmd.append("--allow-root")
-    # Keep the server's runtime files and any user configuration out of the test.
     env = dict(
         os.environ,
         OMP_NUM_THREADS="1",
-        JUPYTER_RUNTIME_DIR=str(tmp / "runtime"),
-        JUPYTER_CONFIG_DIR=str(tmp / "config"),
+        JUPYTER_RUNTIME_DIR=str(scratch / "runtime"),
+        JUPYTER_CONFIG_DIR=str(scratch / "config"),
+        **(env or {}),
     )
-    log_path = tmp / "lab.log"
+    log_path = scratch / "lab.log"
     with open(log_path, "wb") as log:
         server = subprocess.Popen(
-            cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            cmd, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
     base = f"http://{HOST}:{port}"
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
         while True:
             if server.poll() is not None:
-                pytest.fail(
-                    f"jupyter lab exited with code {server.returncode}:\n"
-                    f"{log_path.read_text(errors='replace')[-3000:]}"
-                )
+                pytest.fail(f"jupyter lab exited with code {server.returncode}:\n{tail(log_path)}")
             try:
                 if _get(f"{base}/api/status", token, timeout=2)[0] == 200:
                     break
@@ -91,12 +89,23 @@ def lab(tmp_path_factory):
             if time.monotonic() > deadline:
                 pytest.fail(
                     f"jupyter lab did not answer on {base} within {START_TIMEOUT_S} s:\n"
-                    f"{log_path.read_text(errors='replace')[-3000:]}"
+                    f"{tail(log_path)}"
                 )
             time.sleep(0.5)
-        yield base, token
+        yield base, token, log_path
     finally:
         _stop(server)
+
+
+def tail(path: Path, chars: int = 3000) -> str:
+    return path.read_text(errors="replace")[-chars:]
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """A running JupyterLab server on notebooks/; yields (base url, token)."""
+    with running_lab(NOTEBOOKS, tmp_path_factory.mktemp("lab")) as (base, token, _log):
+        yield base, token
 
 
 def _stop(server: subprocess.Popen) -> None:

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
-from test_lab import HOST, JUPYTER, START_TIMEOUT_S, _free_port, _get, _stop
+from chromium import find_chromium
+from test_lab import running_lab, tail
 
 pytestmark = pytest.mark.slow  # a JupyterLab server, a kernel running chapter 07, a browser
 
@@ -29,7 +28,6 @@ NOTEBOOKS = REPO / "notebooks"
 SCRIPT = REPO / "tests" / "lab_e2e.mjs"
 SCREENSHOTS = REPO / "_build" / "screenshots" / "lab"
 RUN_NOTEBOOK = "07_full_gpt.ipynb"  # the sampling lab and the attention explorer live here
-BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 # Smoke-mode chapter 07 runs in about a minute alone on 2 cores; the other pytest worker shares
 # them, so the limits are generous. A run that needs them is slow, not broken.
 RUN_TIMEOUT_S = 900
@@ -60,17 +58,6 @@ def _exercise_notebook() -> str:
     pytest.fail(f"no notebook in {NOTEBOOKS} has a prose solution to check")
 
 
-def _chromium() -> str:
-    for name in BROWSERS:
-        found = shutil.which(name)
-        if found:
-            return found
-    pytest.fail(
-        "no Chromium found (looked for " + ", ".join(BROWSERS) + "): on Debian or Ubuntu run "
-        "`sudo apt-get install -y chromium` (CI installs it)"
-    )
-
-
 def _node() -> str:
     node = shutil.which("node")
     if node is None:
@@ -84,74 +71,29 @@ def _node() -> str:
 
 @pytest.fixture
 def lab(tmp_path):
-    """JupyterLab in smoke mode on a free loopback port, serving a copy of notebooks/; yields
-    (base url, token, log file)."""
-    assert JUPYTER.exists(), f"{JUPYTER} is missing: run `make test`, which installs it"
+    """JupyterLab in smoke mode, serving a copy of notebooks/; yields (base url, token, log)."""
     root = tmp_path / "notebooks"
     shutil.copytree(NOTEBOOKS, root, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
     for name, settings in LAB_SETTINGS.items():
         path = tmp_path / "lab-settings" / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(settings))
-    port, token = _free_port(), secrets.token_hex(24)
-    cmd = [
-        str(JUPYTER),
-        "lab",
-        "--no-browser",
-        f"--ServerApp.ip={HOST}",
-        f"--ServerApp.port={port}",
-        "--ServerApp.port_retries=0",
-        f"--ServerApp.token={token}",
-        f"--ServerApp.root_dir={root}",
-    ]
-    if os.geteuid() == 0:  # containers and CI images often run as root; Jupyter refuses by default
-        cmd.append("--allow-root")
     # The kernel inherits this environment: smoke mode, the datasets (GPT_COURSE_DATA as given),
     # checkpoints in the scratch folder. Jupyter's own folders keep the user's configuration,
     # workspaces and kernels out of the test.
     env = dict(
-        os.environ,
         GPT_COURSE_SMOKE="1",
         GPT_COURSE_RUNS=str(tmp_path / "runs"),
-        OMP_NUM_THREADS="1",
-        JUPYTER_CONFIG_DIR=str(tmp_path / "config"),
         JUPYTER_DATA_DIR=str(tmp_path / "data"),
-        JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),
         JUPYTERLAB_SETTINGS_DIR=str(tmp_path / "lab-settings"),
         JUPYTERLAB_WORKSPACES_DIR=str(tmp_path / "lab-workspaces"),
     )
-    log_path = tmp_path / "lab.log"
-    with open(log_path, "wb") as log:
-        server = subprocess.Popen(
-            cmd, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    base = f"http://{HOST}:{port}"
-    try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            if server.poll() is not None:
-                pytest.fail(f"jupyter lab exited with code {server.returncode}:\n{_tail(log_path)}")
-            try:
-                if _get(f"{base}/api/status", token, timeout=2)[0] == 200:
-                    break
-            except OSError:
-                pass  # not listening yet
-            if time.monotonic() > deadline:
-                pytest.fail(
-                    f"jupyter lab did not answer within {START_TIMEOUT_S} s:\n{_tail(log_path)}"
-                )
-            time.sleep(0.5)
-        yield base, token, log_path
-    finally:
-        _stop(server)
-
-
-def _tail(path: Path, chars: int = 3000) -> str:
-    return path.read_text(errors="replace")[-chars:]
+    with running_lab(root, tmp_path, env) as server:
+        yield server
 
 
 def test_chapter_07_runs_and_its_widgets_respond_in_jupyterlab(lab, tmp_path):
-    node, chromium = _node(), _chromium()
+    node, chromium = _node(), find_chromium()
     base, token, log_path = lab
     exercises = _exercise_notebook()
     # The browser writes its screenshots here first; they are copied to _build/screenshots/lab
@@ -180,7 +122,7 @@ def test_chapter_07_runs_and_its_widgets_respond_in_jupyterlab(lab, tmp_path):
         steps = err.stdout.decode(errors="replace") if isinstance(err.stdout, bytes) else err.stdout
         pytest.fail(
             f"{SCRIPT.name} did not finish within {SCRIPT_TIMEOUT_S} s:\n{steps or ''}\n"
-            f"--- jupyter lab log ---\n{_tail(log_path)}"
+            f"--- jupyter lab log ---\n{tail(log_path)}"
         )
     finally:
         if shots.is_dir():
@@ -189,7 +131,7 @@ def test_chapter_07_runs_and_its_widgets_respond_in_jupyterlab(lab, tmp_path):
     print(f"screenshots copied to {SCREENSHOTS}")
     assert result.returncode == 0, (
         f"{SCRIPT.name} failed (exit code {result.returncode}); screenshots in {SCREENSHOTS}\n"
-        f"{result.stdout}\n{result.stderr}\n--- jupyter lab log ---\n{_tail(log_path)}"
+        f"{result.stdout}\n{result.stderr}\n--- jupyter lab log ---\n{tail(log_path)}"
     )
     stems = (RUN_NOTEBOOK.removesuffix(".ipynb"), exercises.removesuffix(".ipynb"))
     for name in (f"{stems[0]}_run_all.png", f"{stems[1]}_exercises.png"):
