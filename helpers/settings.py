@@ -116,10 +116,15 @@ def _cpu_model() -> str | None:
     return None
 
 
+def run_seconds() -> float:
+    """Seconds since helpers were first imported: a notebook's run time, kernel start aside."""
+    return time.perf_counter() - _IMPORTED_AT
+
+
 def run_report() -> str:
     """How this notebook run went: mode, device, hardware and wall time since helpers were imported.
     Each notebook prints this last, so its stored outputs say where and how long they took."""
-    minutes, seconds = divmod(time.perf_counter() - _IMPORTED_AT, 60)
+    minutes, seconds = divmod(run_seconds(), 60)
     mode = "smoke" if smoke_mode() else "full"
     return (
         f"{mode} mode on {pick_device()} ({hardware()}): {int(minutes)} min {seconds:.0f} s\n"
