@@ -21,7 +21,8 @@ def environment_report(chapter: int | None = None) -> None:
         + _version_of("transformers")
     )
     if chapter is not None:
-        print(f"a full run of chapter {chapter:02d} on {device}: {_expected_runtime(chapter, device)}")
+        expected = _expected_runtime(chapter, device)
+        print(f"a full run of chapter {chapter:02d} on {device}: {expected}")
     if smoke_mode():
         print("a shortened run: every size and step count is cut down")
 

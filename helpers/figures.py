@@ -85,7 +85,8 @@ def check_my_run(chapter: int | str, **measured: Any) -> None:
     elif not expected:
         print(f"no bands for {device} yet: a full run on {device} has not been measured")
     for name, value in measured.items():
-        print(_verdict_line(name, as_float(value), expected.get(name, {}).get("band"), smoke_mode()))
+        band = expected.get(name, {}).get("band")
+        print(_verdict_line(name, as_float(value), band, smoke_mode()))
 
 
 def _verdict_line(name: str, value: float | None, band: list | None, shortened: bool) -> str:
