@@ -33,14 +33,24 @@ SCRATCH = ROOT / "_build" / "verify"
 RUNTIME = "runtime_s"  # measured here, not recorded by the notebook
 
 
+def figure_key(notebook: Path) -> str:
+    """The name a notebook's figures and bands go by: "07" for a chapter, "07a" for the first of
+    its companions (notebooks/deeper/07a_….ipynb)."""
+    return notebook.name[:3] if notebook.parent.name == "deeper" else notebook.name[:2]
+
+
 def chapter_notebooks(chapters: list[str], source: Path = ROOT / "notebooks") -> list[Path]:
-    """The notebooks of ``chapters`` ("7", "07", ...), in order; all of them when empty."""
-    found = {nb.name[:2]: nb for nb in sorted(source.glob("[0-9][0-9]_*.ipynb"))}
-    wanted = [f"{int(c):02d}" for c in chapters] if chapters else list(found)
-    missing = [c for c in wanted if c not in found]
+    """The notebooks of ``chapters`` ("7", "07", "07a", ...), in order, each chapter followed by
+    its companions; every one of them when ``chapters`` is empty."""
+    every = sorted(source.glob("[0-9][0-9]_*.ipynb")) + sorted(
+        (source / "deeper").glob("[0-9][0-9][a-z]_*.ipynb")
+    )
+    found = dict(sorted((figure_key(nb), nb) for nb in every))
+    wanted = [c if c[-1].isalpha() else f"{int(c):02d}" for c in chapters] or list(found)
+    missing = [c for c in wanted if not any(key.startswith(c) for key in found)]
     if missing:
         raise SystemExit(f"no notebook for chapter {', '.join(missing)} in {source}")
-    return [found[c] for c in wanted]
+    return [nb for key, nb in found.items() if any(key.startswith(c) for c in wanted)]
 
 
 def run_chapter(notebook: Path) -> tuple[float | None, str | None]:
@@ -48,7 +58,7 @@ def run_chapter(notebook: Path) -> tuple[float | None, str | None]:
     copy = SCRATCH / notebook.name
     SCRATCH.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(notebook, copy)
-    figures.clear(int(notebook.name[:2]))  # judge this run only, never an earlier one's figures
+    figures.clear(figure_key(notebook))  # judge this run only, never an earlier one's figures
     try:
         return execute(copy), None
     except Exception as err:  # a cell failed, timed out or the kernel died: say which, go on
@@ -150,9 +160,9 @@ def main(argv: list[str] | None = None) -> int:
     stored = stored or {"device": device, "chapters": {}}
     failures, measured = 0, {}
     for notebook in chapter_notebooks(args.chapters, args.notebooks):
-        chapter = notebook.name[:2]
+        chapter = figure_key(notebook)
         seconds, error = run_chapter(notebook)
-        got = figures.read(int(chapter))
+        got = figures.read(chapter)
         if seconds is not None:
             got = {RUNTIME: round(seconds, 1), **got}
             widths = (figures.bands("cpu") or {"chapters": {}})["chapters"].get(chapter)
