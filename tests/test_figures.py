@@ -17,7 +17,7 @@ from helpers import figures
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 BANDS = figures.bands("cpu")
-RECORD_CALL = re.compile(r"figures\.record\(\s*(\d+),\s*\"([^\"]+)\"")
+EVERY_NOTEBOOK = NOTEBOOKS + sorted((ROOT / "notebooks" / "deeper").glob("[0-9][0-9][a-z]_*.ipynb"))
 
 
 def load_tool(name):
@@ -50,9 +50,9 @@ def test_record_writes_merges_and_clears_a_chapter_file(empty_data_dir):
     assert figures.read(7) == {}
 
 
-def test_the_cpu_bands_cover_every_chapter():
+def test_the_cpu_bands_cover_every_chapter_and_companion():
     assert BANDS is not None and BANDS["device"] == "cpu"
-    assert sorted(BANDS["chapters"]) == [nb.name[:2] for nb in NOTEBOOKS]
+    assert sorted(BANDS["chapters"]) == sorted(verify.figure_key(nb) for nb in EVERY_NOTEBOOK)
     for chapter, entries in BANDS["chapters"].items():
         assert "runtime_s" in entries and len(entries) >= 2, f"chapter {chapter}: no figure"
         for name, entry in entries.items():
@@ -63,15 +63,34 @@ def test_the_cpu_bands_cover_every_chapter():
             assert band[0] <= reference <= band[1], f"{chapter} {name}: {reference} outside {band}"
 
 
-@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
-def test_each_chapter_records_the_figures_its_bands_expect(nb):
+# Figures that cannot be negative: a band reaching below zero is wider than the figure's range.
+NEVER_NEGATIVE = re.compile(r"runtime|speedup|ratio|loss|accuracy|difference|diff|norm|kl|size")
+
+
+def test_every_band_can_fail():
+    for chapter, entries in BANDS["chapters"].items():
+        for name, entry in entries.items():
+            low, high = entry["band"]
+            assert high < float("inf") and low < high or low == high, f"{chapter} {name}"
+            if NEVER_NEGATIVE.search(name):
+                assert low >= 0, f"{chapter} {name}: band {entry['band']} reaches below zero"
+
+
+CLOSING_CALL = re.compile(r"^check_my_run\(\s*\"?(\w+)\"?\s*,(.*?)\)\s*$", re.S | re.M)
+
+
+@pytest.mark.parametrize("nb", EVERY_NOTEBOOK, ids=lambda p: p.stem)
+def test_each_notebook_checks_the_figures_its_bands_expect(nb):
     code = "\n".join(
         c.source for c in nbformat.read(nb, as_version=4).cells if c.cell_type == "code"
     )
-    recorded = {
-        name for chapter, name in RECORD_CALL.findall(code) if int(chapter) == int(nb.name[:2])
-    }
-    expected = set(BANDS["chapters"][nb.name[:2]]) - {"runtime_s"}
+    calls = CLOSING_CALL.findall(code)
+    assert calls, f"{nb.name}: no check_my_run(...) line"
+    key, arguments = calls[-1]
+    key = f"{int(key):02d}" if key.isdigit() else key
+    assert key == verify.figure_key(nb), f"{nb.name} checks figures of {key}"
+    recorded = set(re.findall(r"(?:^|,)\s*(\w+)\s*=", arguments))
+    expected = set(BANDS["chapters"][key]) - {"runtime_s"}
     assert recorded == expected, (
         f"{nb.name}: records {sorted(recorded)}, bands expect {sorted(expected)}"
     )
