@@ -304,3 +304,24 @@ def test_gpu_preset_is_the_published_shape(monkeypatch):
 def test_unknown_preset_names_the_choices():
     with pytest.raises(ValueError, match="bigram"):
         preset("giant", device="cpu")
+
+
+def test_the_same_weights_get_the_same_validation_loss_whatever_the_training_batch(
+    tokens, cfg, tiny_gpt
+):
+    """Evaluation draws eval_batch_size rows, not the training batch: chapter 10's 2 ranks x B
+    and 1 process x 2B are measured on the same text (step 0: the same initial weights)."""
+    runs = [
+        train(tiny_gpt(), tokens, replace(cfg, batch_size=b, max_iters=0), progress=False)
+        for b in (4, 8)
+    ]
+    assert runs[0].val_loss == runs[1].val_loss and runs[0].train_loss == runs[1].train_loss
+
+
+def test_evaluation_batch_is_the_single_process_training_batch_of_each_preset(monkeypatch):
+    for smoke in ("0", "1"):
+        monkeypatch.setenv("GPT_COURSE_SMOKE", smoke)
+        for name in ("bigram", "attention", "gpt"):
+            for device in ("cpu", "cuda"):
+                cfg = preset(name, device)
+                assert cfg.eval_batch_size == cfg.batch_size, (name, device, smoke)
