@@ -1,4 +1,5 @@
-"""Chapter 06 (residuals, LayerNorm, dropout): RMSNorm and dropout by hand."""
+"""Chapter 06 (residuals, LayerNorm, dropout): RMSNorm and dropout by hand, and a pre-norm
+residual block written from memory."""
 
 from __future__ import annotations
 
@@ -7,7 +8,15 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn.functional as F
 
-from helpers.exercises.verdict import Verdict, call, exercise, failed, passed, shape_of
+from helpers.exercises.verdict import (
+    Verdict,
+    call,
+    describe,
+    exercise,
+    failed,
+    passed,
+    shape_of,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -69,3 +78,110 @@ def check_dropout(dropout: Callable[..., Any]) -> Verdict:
         "entries dropped with probability p, the survivors scaled by 1 / (1 - p): the "
         "mean is unchanged"
     )
+
+
+def _block_variant(block, x, kind):
+    """A pre-norm block's layers wired with one known mistake, for the hints of
+    :func:`check_pre_norm_block`."""
+    ln_1, attn, ln_2, mlp = block.ln_1, block.attn, block.ln_2, block.mlp
+    if kind == "post-norm":
+        x = ln_1(x + attn(x))
+        return ln_2(x + mlp(x))
+    if kind == "no residual":
+        return mlp(ln_2(attn(ln_1(x))))
+    if kind == "no norm":
+        x = x + attn(x)
+        return x + mlp(x)
+    if kind == "one residual":
+        return x + mlp(ln_2(attn(ln_1(x))))
+    if kind == "ln_1 twice":
+        x = x + attn(ln_1(x))
+        return x + mlp(ln_1(x))
+    if kind == "norm after the sum":  # x + f(ln(x)), then the sum normalised too
+        x = ln_1(x + attn(ln_1(x)))
+        return ln_2(x + mlp(ln_2(x)))
+    raise ValueError(kind)
+
+
+_BLOCK_MISTAKES = (
+    (
+        "post-norm",
+        "that is post-norm, ln(x + f(x)): normalise the sublayer's input, "
+        "x + f(ln(x)), and leave the sum alone",
+    ),
+    ("no residual", "each sublayer's output must be added to its input: x = x + f(ln(x))"),
+    ("no norm", "each sublayer reads a normalised copy of x: attn(ln_1(x)), mlp(ln_2(x))"),
+    ("one residual", "two residual sums, one around each sublayer, not one around both"),
+    ("ln_1 twice", "the feed-forward sublayer has its own LayerNorm, ln_2"),
+    ("norm after the sum", "pre-norm leaves the residual sum alone: no LayerNorm after it"),
+)
+
+
+@exercise("ex-06-block", expects="a module whose forward maps (B, T, C) to (B, T, C)")
+def check_pre_norm_block(block_class: Callable[..., Any]) -> Verdict:
+    """``block_class(config)``: GPT-2's pre-norm block with parts ``ln_1``, ``attn``, ``ln_2``,
+    ``mlp``. Given the weights of a seeded ``helpers.model.Block`` (gains and biases perturbed,
+    so that they count), it must give that block's output."""
+    from helpers.model import Block, GPTConfig
+
+    for n_embd, n_head, block_size, T in ((16, 4, 8, 8), (24, 2, 12, 7)):
+        config = GPTConfig(n_embd=n_embd, n_head=n_head, block_size=block_size, vocab_size=65)
+        made = f"MyBlock(GPTConfig(n_embd={n_embd}, n_head={n_head}, ...))"
+        block = call(block_class, config)
+        torch.manual_seed(n_embd)
+        reference = Block(config).eval()
+        with torch.no_grad():
+            for p in reference.parameters():
+                p.add_(0.1 * torch.randn_like(p))
+        if not isinstance(block, torch.nn.Module):
+            return failed(
+                f"{made} is an nn.Module, got {describe(block)}",
+                "subclass nn.Module and call super().__init__() first",
+            )
+        want_keys = set(reference.state_dict())
+        have_keys = set(block.state_dict())
+        if have_keys != want_keys:
+            missing = sorted({k.split(".")[0] for k in want_keys - have_keys})
+            extra = sorted({k.split(".")[0] for k in have_keys - want_keys})
+            found = f"missing {', '.join(missing) or 'nothing'}"
+            if extra:
+                found += f"; unexpected {', '.join(extra)}"
+            return failed(
+                f"{made} has the parts ln_1, attn, ln_2, mlp of helpers.model.Block ({found})",
+                "ln_1 = nn.LayerNorm(config.n_embd), attn = CausalSelfAttention(config), "
+                "ln_2 = nn.LayerNorm(config.n_embd), mlp = FeedForward(config)",
+            )
+        try:
+            block.load_state_dict(reference.state_dict())
+        except Exception as err:  # shapes that differ: a LayerNorm over the wrong size
+            return failed(
+                f"helpers.model.Block's weights load into {made}",
+                f"the shapes differ ({type(err).__name__}); both LayerNorms normalise "
+                "config.n_embd channels",
+            )
+        block.eval()
+        x = 2 * torch.randn(2, T, n_embd, generator=torch.Generator().manual_seed(T)) + 1
+        with torch.no_grad():
+            got = call(block, x.clone())
+            want = reference(x)
+        if not isinstance(got, torch.Tensor) or got.shape != want.shape:
+            return failed(
+                f"{made} maps (B, T, C) = {tuple(x.shape)} to the same shape, got {shape_of(got)}",
+                "forward returns the residual stream x after both sublayers",
+            )
+        got = got.detach().float()
+        if torch.allclose(got, want, atol=1e-5):
+            continue
+        what = f"{made} with known weights equals helpers.model.Block"
+        if torch.allclose(got, x, atol=1e-6):
+            return failed(what, "forward returns its input unchanged: add both sublayers")
+        with torch.no_grad():
+            for kind, hint in _BLOCK_MISTAKES:
+                if torch.allclose(got, _block_variant(reference, x, kind), atol=1e-5):
+                    return failed(what, hint)
+        return failed(
+            what,
+            "each sublayer reads its own normalised copy of the stream, x + f(ln(x)), "
+            "attention first, then the feed-forward layer",
+        )
+    return passed("your block equals helpers.model.Block: pre-norm, two residual sums")
