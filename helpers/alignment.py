@@ -51,11 +51,11 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class AlignmentPreset(Describable):
-    """Hyperparameters for chapter 09: SFT, reward model, RL and DPO on the chapter-07 GPT.
-    The defaults were tuned on the chapter-07 CPU checkpoint: reward model >= 75 % on held-out
-    pairs, RL and DPO well above the SFT model's labeler score, and RL without a KL penalty
-    going past the labeler's peak within ``rl_steps`` rounds on every seed; the chapter, its
-    three seeds included, in about 12 minutes on 2 cores."""
+    """Hyperparameters for chapter 09 and its companions: SFT, reward model, RL and DPO on the
+    chapter-07 GPT. The defaults were tuned on the chapter-07 CPU checkpoint: reward model >= 75 %
+    on held-out pairs, RL and DPO well above the SFT model's labeler score, and RL without a KL
+    penalty pushed far enough (``rl_lr``) for over-optimisation to show within ``rl_steps``
+    rounds. The chapter runs one seed; the companions' fields say what they repeat."""
 
     device: str
     smoke: bool
@@ -90,13 +90,21 @@ class AlignmentPreset(Describable):
     dpo_batch_size: int = 32
     dpo_beta: float = 0.5
     dpo_lr: float = 5e-5
-    # evaluation on held-out prompts
+    # evaluation on held-out prompts: the RL curves (eval_prompts x 1 reply, every eval_every
+    # rounds) and the final scores (eval_prompts x samples_per_prompt replies)
     eval_prompts: int = 128
     eval_every: int = 10
-    # the comparison over seeds: each seed reruns preferences, reward model, RL at every
-    # kl_coefs value (the reward-hacking curves) and DPO; smoke mode runs the first seed only
-    seeds: tuple[int, ...] = (0, 1, 2)
-    kl_coefs: tuple[float, ...] = (0.3, 0.1, 0.0)
+    seed: int = 0  # the chapter's one seed: preference replies, batches, dropout, RL's samples
+    # companion 09a (over-optimisation): RL without a KL penalty on each of overopt_seeds, every
+    # seed with its own preference replies and reward model; each evaluation draws
+    # overopt_samples replies to every prompt of two disjoint halves of the held-out prompts
+    overopt_seeds: tuple[int, ...] = (0, 1, 2, 3)
+    overopt_samples: int = 2
+    # companion 09b (RL against DPO): one reward model, RL at each of sweep_kl_coefs and DPO at
+    # each of sweep_dpo_betas; DPO's policy is measured every dpo_eval_every steps
+    sweep_kl_coefs: tuple[float, ...] = (1.0, 0.3, 0.1, 0.03)
+    sweep_dpo_betas: tuple[float, ...] = (2.0, 0.5, 0.1, 0.03)
+    dpo_eval_every: int = 50
 
 
 # Smoke mode: a few steps of each stage, in the smoke GPT's 32-character context.
@@ -116,7 +124,11 @@ _ALIGNMENT_SMOKE = dict(
     eval_prompts=16,
     planted_pairs=4,
     eval_every=2,
-    seeds=(0,),
+    overopt_seeds=(0, 1),
+    overopt_samples=1,
+    sweep_kl_coefs=(0.3, 0.0),
+    sweep_dpo_betas=(0.5,),
+    dpo_eval_every=2,
 )
 
 
@@ -382,6 +394,7 @@ def fit(
     seed: int = 0,
     desc: str = "",
     dropout: bool = True,
+    after_step: Callable[[int], None] | None = None,
 ) -> list[float]:
     """AdamW on ``batch_loss(indices)`` for ``steps`` batches of random example indices, with
     gradient clipping at norm 1; returns the loss of each step. SFT, the reward model and DPO
@@ -390,7 +403,10 @@ def fit(
 
     ``dropout=False`` trains in eval mode. DPO needs it: its loss compares the policy's
     log-probabilities with the reference's, computed without dropout, so at step 0 (policy ==
-    reference) the implicit reward must be exactly 0, not dropout noise."""
+    reference) the implicit reward must be exactly 0, not dropout noise.
+
+    ``after_step(step)``, if given, is called after each step (1, 2, ...), to measure the model
+    on the way."""
     if n_examples == 0:
         print(f"{desc or 'fit'}: no examples to train on; the model is left as it is")
         return []
@@ -409,5 +425,7 @@ def fit(
             optimizer.step()
             losses.append(loss.item())
             bar.update()
+            if after_step is not None:
+                after_step(len(losses))
     model.eval()
     return losses

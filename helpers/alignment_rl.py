@@ -17,8 +17,9 @@ an unbiased estimate of KL(pi || pi_ref), so maximising R trades reward against 
 Chapter 09 lives in three modules, one job each, read in the chapter's order:
 ``alignment_data`` (text: dialogue turns, the chat format and its masks, the labeler),
 ``alignment`` (models and losses: the preset, SFT, the reward model, DPO, KL, the training loop
-``fit``) and ``alignment_rl`` (the PPO-style RL loop built on those, and the whole recipe run
-on one seed, for the chapter's comparison over seeds). One package would only add an
+``fit``) and ``alignment_rl`` (the PPO-style RL loop built on those, measurement with
+intervals, and the stages as functions that the companion notebooks run on several seeds and
+several betas side by side). One package would only add an
 ``__init__`` and longer imports; each module is read in one sitting as it is.
 """
 
@@ -28,9 +29,9 @@ import copy
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from itertools import repeat
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -49,14 +50,24 @@ from helpers.alignment import (
     reply_kl,
     sample_responses,
     sequence_logprob,
+    sft_loss,
     token_logprobs,
 )
-from helpers.alignment_data import END, kindness, response_texts, word_variety
+from helpers.alignment_data import (
+    END,
+    dialogue_turns,
+    encode_dialogues,
+    kindness,
+    response_texts,
+    word_variety,
+)
 from helpers.model import GPT, GPTConfig
 from helpers.progress import progress_bar
 from helpers.settings import seed_everything
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from helpers.alignment import AlignmentPreset, Preferences
     from helpers.data import CharTokenizer
 
@@ -123,47 +134,77 @@ def rl_step(
     return {"reward": reward.mean().item(), "kl": kl.mean().item(), "loss": loss.item()}
 
 
+# --- measuring a policy on held-out prompts, with intervals ------------------------------------
+
+
 @torch.no_grad()
-def evaluate_policy(
+def score_replies(
     policy: GPT,
     reference: GPT,
-    reward_model: RewardModel,
+    reward_model: RewardModel | None,
     prompts: torch.Tensor,
     tokenizer: CharTokenizer,
     response_chars: int,
+    samples: int = 1,
     seed: int = 0,
+    chunk: int = 512,
 ) -> dict:
-    """Sample one reply per prompt with a fixed seed and measure: the labeler's mean score
-    (kindness), the reward model's mean score, the mean KL to the reference (nats per reply) and
-    the mean word variety (:func:`word_variety`). ``replies`` holds the texts."""
+    """Sample ``samples`` replies to each of the N prompts (N, P) with a fixed seed and score each
+    reply: the labeler's score (kindness), word variety, and (unless ``reward_model`` is None)
+    the reward model's score and the KL to the reference in nats per reply, each a tensor
+    (N, samples); ``replies`` holds the texts."""
     end_id = tokenizer.encode(END)[0]
     ids, mask = sample_responses(
-        policy, prompts, response_chars, end_id, torch.Generator().manual_seed(seed)
-    )
+        policy,
+        prompts.repeat_interleave(samples, dim=0),
+        response_chars,
+        end_id,
+        torch.Generator().manual_seed(seed),
+    )  # (N*samples, L)
     replies = response_texts(tokenizer, ids, mask)
-    return {
-        "labeler": sum(map(kindness, replies)) / len(replies),
-        "reward": reward_model(ids, mask).mean().item(),
-        "kl": kl_to_reference(policy, reference, ids, mask).mean().item(),
-        "variety": sum(map(word_variety, replies)) / len(replies),
+    rows = list(zip(ids.split(chunk), mask.split(chunk), strict=True))
+    shape = (len(prompts), samples)
+    scores = {
+        "labeler": torch.tensor([kindness(r) for r in replies], dtype=torch.float).view(shape),
+        "variety": torch.tensor([word_variety(r) for r in replies]).view(shape),
         "replies": replies,
     }
+    if reward_model is None:
+        return scores
+    return scores | {
+        "reward": torch.cat([reward_model(i, m) for i, m in rows]).cpu().view(shape),
+        "kl": torch.cat([kl_to_reference(policy, reference, i, m) for i, m in rows])
+        .cpu()
+        .view(shape),
+    }
+
+
+def mean_interval(per_reply: torch.Tensor) -> tuple[float, float]:
+    """The mean of ``per_reply`` (N prompts, K replies each) and the half-width of its 95%
+    interval, 1.96 standard errors. The prompts are the independent draws (two replies to one
+    prompt are not), so the standard error is that of the N per-prompt means."""
+    per_prompt = per_reply.float().mean(dim=1)  # (N,)
+    half = 1.96 * per_prompt.std() / len(per_prompt) ** 0.5 if len(per_prompt) > 1 else 0.0
+    return per_prompt.mean().item(), float(half)
 
 
 @dataclass
 class RLHistory:
-    """One entry per RL round (train_*) and per evaluation on held-out prompts (eval_*)."""
+    """One entry per RL round (train_*) and per evaluation on held-out prompts (eval_*: the mean,
+    and the half-width of its 95% interval in eval_*_half). ``snapshots`` holds the policy's
+    weights at each evaluation round when :func:`train_rl` is asked to keep them."""
 
     kl_coef: float
     train_reward: list[float] = field(default_factory=list)
     train_kl: list[float] = field(default_factory=list)
     eval_steps: list[int] = field(default_factory=list)
     eval_labeler: list[float] = field(default_factory=list)
+    eval_labeler_half: list[float] = field(default_factory=list)
     eval_reward: list[float] = field(default_factory=list)
+    eval_reward_half: list[float] = field(default_factory=list)
     eval_kl: list[float] = field(default_factory=list)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+    eval_kl_half: list[float] = field(default_factory=list)
+    snapshots: list[dict[str, torch.Tensor]] = field(default_factory=list, repr=False)
 
 
 def train_rl(
@@ -171,15 +212,17 @@ def train_rl(
     reference: GPT,
     reward_model: RewardModel,
     train_prompts: torch.Tensor,
-    eval_prompts: torch.Tensor,
+    eval_prompts: torch.Tensor | None,
     tokenizer: CharTokenizer,
     cfg: AlignmentPreset,
     kl_coef: float,
     seed: int = 0,
+    keep_snapshots: bool = False,
 ) -> RLHistory:
     """``cfg.rl_steps`` rounds of :func:`rl_step` with the given ``kl_coef``, each on
-    ``cfg.rl_prompts_per_step`` random training prompts; every ``cfg.eval_every`` rounds (and at
-    the end) the policy is measured on the held-out prompts with :func:`evaluate_policy`."""
+    ``cfg.rl_prompts_per_step`` random training prompts. Every ``cfg.eval_every`` rounds (and at
+    the end) the policy is measured on one reply to each of ``eval_prompts`` (None: not measured)
+    with :func:`score_replies`, and its weights are kept if ``keep_snapshots``."""
     cfg = replace(cfg, kl_coef=kl_coef)
     end_id = tokenizer.encode(END)[0]
     gen = torch.Generator().manual_seed(seed)
@@ -187,18 +230,27 @@ def train_rl(
     history = RLHistory(kl_coef=kl_coef)
 
     def evaluate(step: int) -> None:
-        scores = evaluate_policy(
+        history.eval_steps.append(step)
+        if keep_snapshots:
+            history.snapshots.append(
+                {k: v.detach().cpu().clone() for k, v in policy.state_dict().items()}
+            )
+        if eval_prompts is None:
+            return
+        scores = score_replies(
             policy,
             reference,
             reward_model,
             eval_prompts,
             tokenizer,
             cfg.response_chars,
-            seed=seed + 1,
+            1,
+            seed + 1,
         )
-        history.eval_steps.append(step)
         for key in ("labeler", "reward", "kl"):
-            getattr(history, f"eval_{key}").append(scores[key])
+            mean, half = mean_interval(scores[key])
+            getattr(history, f"eval_{key}").append(mean)
+            getattr(history, f"eval_{key}_half").append(half)
 
     with progress_bar(cfg.rl_steps, desc=f"RL, kl_coef={kl_coef}", unit="round") as bar:
         for step in range(cfg.rl_steps):
@@ -213,42 +265,6 @@ def train_rl(
             bar.update()
         evaluate(cfg.rl_steps)  # and once more after the last round
     return history
-
-
-# --- the whole recipe on one seed, and on several at once ---------------------------------------
-
-
-@dataclass
-class RecipeInputs:
-    """What every seed starts from: the SFT model (weights and config, so that a worker process
-    can rebuild it), the tokenizer, the prompts of each stage and the preset. Only the seed
-    differs between runs: the preference replies sampled for training, the reward model's and
-    DPO's batches and dropout, and RL's sampling."""
-
-    sft_state: dict[str, torch.Tensor]
-    model_config: GPTConfig
-    tokenizer: CharTokenizer
-    preference_prompts: list[str]  # ranked by the labeler to train the reward model
-    held_out_prompts: list[str]  # ranked once (HELD_OUT_SEED): the same test for every seed
-    train_prompts: torch.Tensor  # (N, prompt_chars): RL's prompts
-    eval_prompts: torch.Tensor  # (M, prompt_chars): held-out prompts, to measure policies
-    cfg: AlignmentPreset
-
-    def sft_model(self) -> GPT:
-        model = GPT(self.model_config).to(self.cfg.device)
-        model.load_state_dict(self.sft_state)
-        return model.eval().requires_grad_(False)
-
-
-@dataclass
-class SeedResult:
-    """One seed of the recipe: the reward model's held-out accuracy, an RL history per kl_coef,
-    and the final scores of each policy (:func:`final_scores`)."""
-
-    seed: int
-    reward_model_accuracy: float
-    histories: dict[float, RLHistory]
-    scores: dict[str, dict[str, float]]
 
 
 def rl_name(kl_coef: float) -> str:
@@ -268,60 +284,42 @@ def final_scores(
     tokenizer: CharTokenizer,
     cfg: AlignmentPreset,
 ) -> dict[str, dict[str, float]]:
-    """Each model's :func:`evaluate_policy` scores on ``cfg.samples_per_prompt`` replies to each
-    held-out prompt, sampled with one fixed seed (3) for every model and every run."""
-    prompts = eval_prompts.repeat_interleave(cfg.samples_per_prompt, dim=0)
-    scores = {}
+    """Each model's :func:`score_replies` on ``cfg.samples_per_prompt`` replies to each held-out
+    prompt, sampled with one fixed seed (3) for every model: the mean of each measure, and the
+    half-width of the 95% interval (``±``) of the labeler's score and of the KL."""
+    table = {}
     for name, model in models.items():
-        s = evaluate_policy(
-            model, reference, reward_model, prompts, tokenizer, cfg.response_chars, 3
+        s = score_replies(
+            model,
+            reference,
+            reward_model,
+            eval_prompts,
+            tokenizer,
+            cfg.response_chars,
+            cfg.samples_per_prompt,
+            seed=3,
         )
-        scores[name] = {
-            "labeler score": s["labeler"],
-            "reward model": s["reward"],
-            "KL to SFT": s["kl"],
-            "word variety": s["variety"],
+        (labeler, labeler_half), (kl, kl_half) = mean_interval(s["labeler"]), mean_interval(s["kl"])
+        table[name] = {
+            "labeler score": labeler,
+            "labeler ±": labeler_half,
+            "reward model": mean_interval(s["reward"])[0],
+            "KL to SFT": kl,
+            "KL ±": kl_half,
+            "word variety": mean_interval(s["variety"])[0],
         }
-    return scores
+    return table
 
 
-def train_dpo(reference: GPT, prefs: Preferences, cfg: AlignmentPreset, seed: int = 0) -> GPT:
-    """A copy of ``reference`` trained with the DPO loss on ``prefs``, dropout off (see
-    :func:`helpers.alignment.fit`), as chapter 09 does it in the open."""
-    ref_chosen, ref_rejected = pair_logprobs(reference, prefs)
-    policy = copy.deepcopy(reference).requires_grad_(True)
-
-    def batch_loss(rows: torch.Tensor) -> torch.Tensor:
-        return dpo_loss(
-            sequence_logprob(policy, *prefs.side(0, rows)),
-            sequence_logprob(policy, *prefs.side(1, rows)),
-            ref_chosen[rows],
-            ref_rejected[rows],
-            cfg.dpo_beta,
-        )
-
-    fit(
-        policy,
-        batch_loss,
-        len(prefs.pairs),
-        cfg.dpo_steps,
-        cfg.dpo_batch_size,
-        cfg.dpo_lr,
-        seed=seed,
-        dropout=False,
-    )
-    return policy.requires_grad_(False)
+# --- the stages as functions, for the companions that repeat them ------------------------------
 
 
-def run_recipe(seed: int, inputs: RecipeInputs) -> SeedResult:
-    """Stages 3 and 4 and DPO on one seed, as chapter 09 runs them in the open: preferences on
-    the SFT model's replies, a reward model, RL at each of ``cfg.kl_coefs``, DPO; then
-    :func:`final_scores` of every policy."""
-    cfg, tokenizer = inputs.cfg, inputs.tokenizer
-    sft = inputs.sft_model()
-    seed_everything(seed)  # the reward model's head and dropout, as in the chapter's cells
-    prefs = collect_preferences(sft, tokenizer, inputs.preference_prompts, cfg, seed=seed)
-    held = collect_preferences(sft, tokenizer, inputs.held_out_prompts, cfg, seed=HELD_OUT_SEED)
+def train_reward_model(
+    sft: GPT, prefs: Preferences, cfg: AlignmentPreset, seed: int = 0
+) -> RewardModel:
+    """A :class:`RewardModel` on ``sft``'s body, trained with the Bradley-Terry loss on
+    ``prefs``, as chapter 09 trains it in the open; returned frozen."""
+    seed_everything(seed)  # the head's dropout, as in the chapter's cells
     reward_model = RewardModel(sft).to(cfg.device)
     fit(
         reward_model,
@@ -334,52 +332,264 @@ def run_recipe(seed: int, inputs: RecipeInputs) -> SeedResult:
         cfg.rm_lr,
         seed=seed,
     )
-    reward_model.requires_grad_(False)
-    models, histories = {"SFT": sft}, {}
-    for kl_coef in cfg.kl_coefs:
+    return reward_model.requires_grad_(False)
+
+
+def train_dpo(
+    reference: GPT,
+    prefs: Preferences,
+    cfg: AlignmentPreset,
+    seed: int = 0,
+    beta: float | None = None,
+    snapshot_every: int | None = None,
+) -> tuple[GPT, dict[int, dict[str, torch.Tensor]]]:
+    """A copy of ``reference`` trained with the DPO loss (``beta``, default ``cfg.dpo_beta``) on
+    ``prefs``, dropout off, as chapter 09 does it in the open; and its weights at step 0 and every
+    ``snapshot_every`` steps ({} if None), keyed by step."""
+    beta = cfg.dpo_beta if beta is None else beta
+    ref_chosen, ref_rejected = pair_logprobs(reference, prefs)
+    policy = copy.deepcopy(reference).requires_grad_(True)
+    snapshots = {}
+
+    def keep(step: int) -> None:
+        if snapshot_every and (step % snapshot_every == 0 or step == cfg.dpo_steps):
+            snapshots[step] = {k: v.detach().cpu().clone() for k, v in policy.state_dict().items()}
+
+    def batch_loss(rows: torch.Tensor) -> torch.Tensor:
+        return dpo_loss(
+            sequence_logprob(policy, *prefs.side(0, rows)),
+            sequence_logprob(policy, *prefs.side(1, rows)),
+            ref_chosen[rows],
+            ref_rejected[rows],
+            beta,
+        )
+
+    keep(0)
+    fit(
+        policy,
+        batch_loss,
+        len(prefs.pairs),
+        cfg.dpo_steps,
+        cfg.dpo_batch_size,
+        cfg.dpo_lr,
+        seed=seed,
+        desc=f"DPO, beta={beta:g}",
+        dropout=False,
+        after_step=keep,
+    )
+    return policy.requires_grad_(False), snapshots
+
+
+def sft_for_companions(cfg: AlignmentPreset) -> tuple[GPT, CharTokenizer, list, list]:
+    """Chapter 09's stages 1 and 2 as the chapter runs them: chapter 07's checkpoint (trained
+    now with the ``gpt`` preset if it is missing) fine-tuned on the training dialogue turns.
+    Returns the SFT model, the tokenizer, and the training and held-out turns."""
+    from helpers.data import CharTokenizer, load_tiny_shakespeare, train_val_split
+    from helpers.settings import runs_dir
+    from helpers.train import load_checkpoint, preset, train
+
+    text = load_tiny_shakespeare()
+    pretrained_dir = runs_dir() / "07_gpt"
+    if not (pretrained_dir / "model.safetensors").exists():
+        gpt_cfg = preset("gpt")
+        tokenizer = CharTokenizer.from_text(text)
+        train_data, val_data = train_val_split(torch.tensor(tokenizer.encode(text)))
+        model = GPT(replace(gpt_cfg.model, vocab_size=tokenizer.vocab_size))
+        data = {"train": train_data, "val": val_data}
+        train(model, data, gpt_cfg, checkpoint_dir=pretrained_dir, tokenizer=tokenizer)
+    pretrained, tokenizer = load_checkpoint(pretrained_dir, device=cfg.device)
+    turns = dialogue_turns(text)
+    split = int(0.9 * len(turns))
+    ids, mask = encode_dialogues(tokenizer, turns[:split], cfg.prompt_chars, cfg.response_chars)
+    ids, mask = ids.to(cfg.device), mask.to(cfg.device)
+    sft = copy.deepcopy(pretrained).requires_grad_(True)
+    seed_everything(1337)
+    fit(
+        sft,
+        lambda rows: sft_loss(sft, ids[rows], mask[rows]),
+        len(ids),
+        cfg.sft_steps,
+        cfg.sft_batch_size,
+        cfg.sft_lr,
+        desc="SFT",
+    )
+    return sft.eval().requires_grad_(False), tokenizer, turns[:split], turns[split:]
+
+
+@dataclass
+class RecipeInputs:
+    """What every run of a companion starts from: the SFT model (weights and config, so that a
+    worker process can rebuild it), the tokenizer, the prompts of each stage, named sets of
+    held-out prompts to measure policies on (``eval_sets``) and the preset; for runs that share
+    one reward model, its weights and the pairs it was trained on."""
+
+    sft_state: dict[str, torch.Tensor]
+    model_config: GPTConfig
+    tokenizer: CharTokenizer
+    preference_prompts: list[str]  # ranked by the labeler to train a reward model
+    held_out_prompts: list[str]  # ranked once (HELD_OUT_SEED): the same test for every seed
+    train_prompts: torch.Tensor  # (N, prompt_chars): RL's prompts
+    eval_sets: dict[str, torch.Tensor]  # name -> (M, prompt_chars) held-out prompts
+    cfg: AlignmentPreset
+    reward_state: dict[str, torch.Tensor] | None = None
+    prefs: Preferences | None = None
+
+    def sft_model(self) -> GPT:
+        model = GPT(self.model_config).to(self.cfg.device)
+        model.load_state_dict(self.sft_state)
+        return model.eval().requires_grad_(False)
+
+    def reward_model(self) -> RewardModel:
+        model = RewardModel(self.sft_model()).to(self.cfg.device)
+        model.load_state_dict(self.reward_state)
+        return model.eval().requires_grad_(False)
+
+
+def score_snapshots(
+    snapshots: list[dict[str, torch.Tensor]],
+    inputs: RecipeInputs,
+    reward_model: RewardModel,
+    eval_set: str,
+    samples: int,
+    seed: int,
+) -> dict[str, torch.Tensor]:
+    """:func:`score_replies` of each snapshot on ``inputs.eval_sets[eval_set]``, one sampling seed
+    for all of them: each measure stacked, (snapshots, prompts, samples), and ``replies`` (a list
+    per snapshot). With ``reward_model`` None, the labeler's score and word variety only."""
+    sft, policy = inputs.sft_model(), inputs.sft_model()
+    scored = []
+    for weights in snapshots:
+        policy.load_state_dict(weights)
+        scored.append(
+            score_replies(
+                policy,
+                sft,
+                reward_model,
+                inputs.eval_sets[eval_set],
+                inputs.tokenizer,
+                inputs.cfg.response_chars,
+                samples,
+                seed,
+            )
+        )
+    stacked = {key: torch.stack([s[key] for s in scored]) for key in scored[0] if key != "replies"}
+    return stacked | {"replies": [s["replies"] for s in scored]}
+
+
+@dataclass
+class OverOptimisationRun:
+    """Companion 09a, one seed: the reward model's held-out accuracy, the RL rounds at which the
+    policy was measured, and its scores there on each evaluation set (name -> measure ->
+    (rounds, prompts, replies))."""
+
+    seed: int
+    reward_model_accuracy: float
+    steps: list[int]
+    scores: dict[str, dict[str, torch.Tensor]]
+
+
+def overoptimisation_run(seed: int, inputs: RecipeInputs) -> OverOptimisationRun:
+    """Stages 3 and 4 on one seed with no KL penalty: preference replies and a reward model of
+    the seed's own, RL with ``kl_coef = 0``, and the policy of every evaluation round scored on
+    each of ``inputs.eval_sets`` (one sampling seed per set): on the first set the labeler's
+    score only, on the others the reward model's score and the KL too."""
+    cfg, tokenizer = inputs.cfg, inputs.tokenizer
+    sft = inputs.sft_model()
+    prefs = collect_preferences(sft, tokenizer, inputs.preference_prompts, cfg, seed=seed)
+    held = collect_preferences(sft, tokenizer, inputs.held_out_prompts, cfg, seed=HELD_OUT_SEED)
+    reward_model = train_reward_model(sft, prefs, cfg, seed)
+    policy = copy.deepcopy(sft).requires_grad_(True)
+    history = train_rl(
+        policy,
+        sft,
+        reward_model,
+        inputs.train_prompts,
+        None,
+        tokenizer,
+        cfg,
+        0.0,
+        seed,
+        keep_snapshots=True,
+    )
+    # the first set (the selection set) is only read for the labeler's score
+    scores = {
+        name: score_snapshots(
+            history.snapshots,
+            inputs,
+            reward_model if i else None,
+            name,
+            cfg.overopt_samples,
+            1000 * seed + i,
+        )
+        for i, name in enumerate(inputs.eval_sets)
+    }
+    return OverOptimisationRun(
+        seed, preference_accuracy(reward_model, held), history.eval_steps, scores
+    )
+
+
+@dataclass
+class SweepRun:
+    """Companion 09b, one method at one beta: the steps (RL rounds or DPO steps) at which the
+    policy was measured and its scores there (measure -> (steps, prompts, 1))."""
+
+    method: str  # "RL" or "DPO"
+    beta: float
+    steps: list[int]
+    scores: dict[str, torch.Tensor]
+
+
+def sweep_run(job: tuple[str, float], inputs: RecipeInputs) -> SweepRun:
+    """RL at ``kl_coef = beta`` or DPO at ``beta`` (``job = (method, beta)``), from the SFT model
+    with the shared reward model and pairs of ``inputs``, seed ``cfg.seed``; the policy measured
+    on one reply to each prompt of the first of ``inputs.eval_sets`` as it trains."""
+    method, beta = job
+    cfg = inputs.cfg
+    sft, reward_model = inputs.sft_model(), inputs.reward_model()
+    if method == "RL":
         policy = copy.deepcopy(sft).requires_grad_(True)
-        histories[kl_coef] = train_rl(
+        history = train_rl(
             policy,
             sft,
             reward_model,
             inputs.train_prompts,
-            inputs.eval_prompts,
-            tokenizer,
+            None,
+            inputs.tokenizer,
             cfg,
-            kl_coef=kl_coef,
-            seed=seed,
+            beta,
+            cfg.seed,
+            keep_snapshots=True,
         )
-        models[rl_name(kl_coef)] = policy.requires_grad_(False)
-    models[dpo_name(cfg.dpo_beta)] = train_dpo(sft, prefs, cfg, seed)
-    return SeedResult(
-        seed,
-        preference_accuracy(reward_model, held),
-        histories,
-        final_scores(models, sft, reward_model, inputs.eval_prompts, tokenizer, cfg),
+        steps, snapshots = history.eval_steps, history.snapshots
+    else:
+        _, kept = train_dpo(sft, inputs.prefs, cfg, cfg.seed, beta, cfg.dpo_eval_every)
+        steps, snapshots = list(kept), list(kept.values())
+    name = next(iter(inputs.eval_sets))
+    return SweepRun(
+        method, beta, steps, score_snapshots(snapshots, inputs, reward_model, name, 1, 7)
     )
 
 
-def one_thread_recipe(seed: int, inputs: RecipeInputs) -> SeedResult:
-    """:func:`run_recipe` in a worker process that uses one thread: two such workers share two
-    cores better than one process with two threads shares them, and the result of a seed does
-    not depend on how many cores the machine has."""
+# --- several runs side by side ------------------------------------------------------------------
+
+
+def _one_thread(function: Callable, job: Any, inputs: RecipeInputs) -> Any:
     torch.set_num_threads(1)
-    return run_recipe(seed, inputs)
+    return function(job, inputs)
 
 
-def run_seeds(seeds: list[int], inputs: RecipeInputs) -> list[SeedResult]:
-    """:func:`run_recipe` on each seed. On a CPU the seeds run side by side, one worker process
-    per core (each with one thread); on a GPU one after the other, in this process."""
-    if not seeds:
+def run_jobs(function: Callable, jobs: list, inputs: RecipeInputs) -> list:
+    """``function(job, inputs)`` for each job, results in the order of ``jobs``. On a CPU the jobs
+    run side by side, one worker process per core with one thread each: two one-thread processes
+    get more done on two cores than one two-thread process on these small matrices, and a job's
+    result does not depend on how many cores the machine has. On a GPU, one after the other."""
+    if not jobs:
         return []
     if inputs.cfg.device != "cpu":
-        return [run_recipe(seed, inputs) for seed in seeds]
-    workers = min(
-        len(seeds),
-        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1,
-    )
+        return [function(job, inputs) for job in jobs]
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     # "spawn": a fresh interpreter per worker; forking a process that has run torch's thread
     # pool can hang the child
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
-        return list(pool.map(one_thread_recipe, seeds, repeat(inputs)))
+    with ProcessPoolExecutor(min(len(jobs), cores or 1), mp_context=context) as pool:
+        return list(pool.map(_one_thread, repeat(function), jobs, repeat(inputs)))

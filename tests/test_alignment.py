@@ -1,6 +1,6 @@
 """Chapter 09's helpers: the chat format and its mask, the labeler, the losses against hand-computed
 values, the reward model on a separable toy set, the KL estimate, one RL round, the whole recipe
-on several seeds in worker processes."""
+on several seeds in worker processes, intervals."""
 
 import copy
 import math
@@ -46,10 +46,12 @@ from helpers.alignment_rl import (
     RecipeInputs,
     RLHistory,
     group_advantages,
+    mean_interval,
+    overoptimisation_run,
     ppo_clip_loss,
     rl_step,
-    run_recipe,
-    run_seeds,
+    run_jobs,
+    sweep_run,
     train_rl,
 )
 from helpers.train import preset
@@ -340,10 +342,8 @@ def one_thread(monkeypatch):
     torch.set_num_threads(before)
 
 
-@pytest.mark.slow
-def test_seeds_run_in_worker_processes_as_they_run_here(tiny_gpt, char_tokenizer, one_thread):
-    """Chapter 09 runs its extra seeds side by side in one-thread worker processes: a seed must
-    give the same figures there as in this process, and two seeds must differ."""
+def small_inputs(tiny_gpt, char_tokenizer, **changes):
+    """A tiny recipe: a few planted pairs, two rounds or steps of each stage, two eval sets."""
     cfg = AlignmentPreset(
         device="cpu",
         smoke=True,
@@ -358,32 +358,75 @@ def test_seeds_run_in_worker_processes_as_they_run_here(tiny_gpt, char_tokenizer
         dpo_steps=2,
         dpo_batch_size=2,
         eval_every=1,
-        kl_coefs=(0.1, 0.0),
+        overopt_samples=2,
+        dpo_eval_every=1,
+        **changes,
     )
     gpt = tiny_gpt(block_size=32, vocab_size=char_tokenizer.vocab_size).eval()
     prompts = ["Who is there?", "Speak!", "Stay, I say."]
     encoded = encode_prompts(char_tokenizer, prompts, cfg.prompt_chars)
-    inputs = RecipeInputs(
-        gpt.state_dict(), gpt.config, char_tokenizer, prompts, prompts, encoded, encoded, cfg
+    return RecipeInputs(
+        gpt.state_dict(),
+        gpt.config,
+        char_tokenizer,
+        prompts,
+        prompts,
+        encoded,
+        {"selection": encoded[:2], "measurement": encoded[1:]},
+        cfg,
     )
-    here = run_recipe(1, inputs)
-    workers = run_seeds([0, 1], inputs)
-    assert [r.seed for r in workers] == [0, 1]
-    assert set(here.histories) == {0.1, 0.0} and len(here.histories[0.0].eval_steps) == 3
-    assert list(here.scores) == ["SFT", "RL (β = 0.1)", "RL (β = 0)", "DPO (β = 0.5)"]
-    assert here.scores["SFT"]["KL to SFT"] == 0.0 and 0.0 <= here.reward_model_accuracy <= 1.0
-
-    def flat(scores):
-        return [value for row in scores.values() for value in row.values()]
-
-    assert flat(workers[1].scores) == pytest.approx(flat(here.scores))
-    assert workers[1].histories[0.0].eval_kl == pytest.approx(here.histories[0.0].eval_kl)
-    assert workers[0].histories[0.0].train_reward != workers[1].histories[0.0].train_reward
 
 
-@pytest.mark.parametrize(("smoke", "n_seeds"), [("0", 3), ("1", 1)])
-def test_full_mode_compares_three_seeds_and_smoke_mode_runs_one(monkeypatch, smoke, n_seeds):
+@pytest.mark.slow
+def test_runs_give_the_same_figures_in_worker_processes_as_here(
+    tiny_gpt, char_tokenizer, one_thread
+):
+    """The companions run seeds side by side in one-thread worker processes: a seed must give the
+    same figures there as in this process, and two seeds must differ."""
+    inputs = small_inputs(tiny_gpt, char_tokenizer)
+    here = overoptimisation_run(1, inputs)
+    workers = run_jobs(overoptimisation_run, [0, 1], inputs)
+    assert [r.seed for r in workers] == [0, 1] and here.steps == [0, 1, 2]
+    assert set(here.scores) == {"selection", "measurement"}
+    assert here.scores["measurement"]["labeler"].shape == (3, 2, 2)  # rounds, prompts, replies
+    assert here.scores["measurement"]["kl"][0].abs().max() == 0  # round 0 is the SFT model
+    assert set(here.scores["selection"]) == {"labeler", "variety", "replies"}
+    assert 0.0 <= here.reward_model_accuracy <= 1.0
+    for key in ("labeler", "reward", "kl"):
+        assert torch.allclose(
+            workers[1].scores["measurement"][key], here.scores["measurement"][key]
+        )
+    assert not torch.equal(
+        workers[0].scores["measurement"]["kl"], workers[1].scores["measurement"]["kl"]
+    )
+
+
+@pytest.mark.slow
+def test_a_sweep_measures_rl_and_dpo_from_the_start(tiny_gpt, char_tokenizer, one_thread):
+    inputs = small_inputs(tiny_gpt, char_tokenizer)
+    sft = inputs.sft_model()
+    prefs = collect_preferences(sft, char_tokenizer, inputs.preference_prompts, inputs.cfg)
+    reward_model = RewardModel(sft)
+    inputs = replace(inputs, reward_state=reward_model.state_dict(), prefs=prefs)
+    rl, dpo = run_jobs(sweep_run, [("RL", 0.1), ("DPO", 0.5)], inputs)
+    assert (rl.method, rl.beta, rl.steps) == ("RL", 0.1, [0, 1, 2])
+    assert (dpo.method, dpo.beta, dpo.steps) == ("DPO", 0.5, [0, 1, 2])
+    for run in (rl, dpo):
+        assert run.scores["kl"].shape == (3, 2, 1) and run.scores["kl"][0].abs().max() == 0
+
+
+def test_an_interval_comes_from_the_per_prompt_means():
+    per_reply = torch.tensor(
+        [[0.0, 2.0], [1.0, 1.0], [2.0, 2.0], [3.0, 1.0]]
+    )  # prompt means 1,1,2,2
+    mean, half = mean_interval(per_reply)
+    assert mean == 1.5 and half == pytest.approx(1.96 * (1 / 3) ** 0.5 / 2)
+
+
+@pytest.mark.parametrize("smoke", ["0", "1"])
+def test_the_companions_repeat_seeds_and_betas(monkeypatch, smoke):
     monkeypatch.setenv("GPT_COURSE_SMOKE", smoke)
     cfg = alignment_preset("cpu")
-    assert len(set(cfg.seeds)) == n_seeds
-    assert cfg.kl_coef in cfg.kl_coefs and 0.0 in cfg.kl_coefs  # the chapter's walkthrough
+    assert len(set(cfg.overopt_seeds)) >= 2 and cfg.seed in cfg.overopt_seeds
+    assert len(set(cfg.sweep_kl_coefs)) >= 2 and cfg.kl_coef in cfg.sweep_kl_coefs
+    assert cfg.dpo_beta in cfg.sweep_dpo_betas
