@@ -162,8 +162,8 @@ class Attention(nn.Module):
         if cache is not None:
             T_past = 0 if cache.k is None else cache.k.shape[2]
             k, v = cache.extend(k, v)  # (B, nkv, T_past + T, hs)
-        k = k.repeat_interleave(nh // nkv, dim=1)  # (B, nh, T_all, hs): each kv head serves a group
-        v = v.repeat_interleave(nh // nkv, dim=1)
+        if nkv < nh:  # (B, nh, T_all, hs): kv head j serves query heads j*g .. j*g + g - 1
+            k, v = k.repeat_interleave(nh // nkv, dim=1), v.repeat_interleave(nh // nkv, dim=1)
         dropout_p = self.config.dropout if self.training else 0.0
         if T_past == 0:
             y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
@@ -331,3 +331,24 @@ def kv_cache_bytes_per_token(config: LlamaConfig, bytes_per_number: int = 2) -> 
     """What the KV cache stores for every token of context: a key and a value vector per
     key/value head per layer (bf16 by default: 2 bytes a number)."""
     return 2 * config.n_layer * config.n_kv_head * config.head_size * bytes_per_number
+
+
+def llama_like(gpt_config, n_kv_head: int | None = None) -> LlamaConfig:
+    """A Llama of chapter 07's GPT shape (layers, heads, width, context, dropout) with the
+    SwiGLU width that gives it (within a few hundred) the GPT's parameter count: the Llama has no
+    position table and no biases, so its MLP gets what they held."""
+    from helpers.model import GPT
+
+    C, L = gpt_config.n_embd, gpt_config.n_layer
+    target = GPT(gpt_config).num_parameters()
+    shape = dict(
+        vocab_size=gpt_config.vocab_size,
+        block_size=gpt_config.block_size,
+        n_layer=L,
+        n_head=gpt_config.n_head,
+        n_kv_head=n_kv_head or gpt_config.n_head,
+        n_embd=C,
+        dropout=gpt_config.dropout,
+    )
+    without_mlp = Llama(LlamaConfig(**shape, ffn_hidden=1)).num_parameters() - 3 * C * L
+    return LlamaConfig(**shape, ffn_hidden=round((target - without_mlp) / (3 * C * L)))

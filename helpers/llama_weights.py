@@ -180,11 +180,16 @@ def load_reference(source: str | None = None):
     """Hugging Face's own ``LlamaForCausalLM`` for SmolLM2, loaded by transformers' code alone
     (from the GGUF it dequantizes to float32 itself), to compare ours against."""
     from transformers import AutoModelForCausalLM
+    from transformers.utils import logging
 
-    if (source or pick_source()) == "hub":
-        return AutoModelForCausalLM.from_pretrained(HUB_REPO, dtype=torch.float32).eval()
-    path = gguf_path(check=False)
-    return AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name).eval()
+    logging.disable_progress_bar()  # no bars in the notebook's output
+    try:
+        if (source or pick_source()) == "hub":
+            return AutoModelForCausalLM.from_pretrained(HUB_REPO, dtype=torch.float32).eval()
+        path = gguf_path(check=False)
+        return AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name).eval()
+    finally:
+        logging.enable_progress_bar()
 
 
 def peak_load_memory(how: str, source: str | None = None) -> float:
