@@ -1,239 +1,308 @@
-"""Grade learners' notebooks from the exercise checks.
+"""Grade a class: every submission in its own contained kernel, each exercise from its own check.
 
-    python -m helpers.grade NOTEBOOK [NOTEBOOK or FOLDER ...] [--json] [--timeout S]
+    python -m helpers.grade SUBMISSIONS... [--csv FILE] [--json FILE] [--feedback DIR]
+                            [--answers DIR] [--jobs N] [--cell-timeout S] [--cap S]
 
-Each notebook runs top to bottom in a fresh kernel, in smoke mode (GPT_COURSE_SMOKE=1, so a
-chapter takes seconds to a minute), started in the notebook's folder. The checks print one line
-each, ``✅ ex-07-topk: ...`` or ``❌ ex-07-topk: ...``; the grade of an exercise is the last
-verdict printed under its label, read from the executed outputs (so the verdicts of the cells that
-ran are kept even when a later cell fails, times out or kills the kernel). Each exercise of the
-notebook (a ``<div class="exercise" id="ex-…">`` statement, see tools/exercise_markup.py) is
-listed: passed, failed, not reached (the run stopped before it), not checked (the run went past
-it without calling its check), or not auto-checked (a prose answer, no check).
+A submission is a notebook (the student is its file name) or a folder holding one (the student
+is the folder's name). Each runs in smoke mode in a fresh kernel (helpers.grade_kernel) inside a
+scratch copy of its folder, with an environment stripped of the instructor's variables, limits on
+memory, CPU time, file size and processes, and no network where Linux allows it. Every cell runs;
+an error or a hang (``--cell-timeout``, default 60 s; ``--cap`` bounds the whole run) costs only
+that cell. The verdicts come from the kernel's own record of the checks, never from printed text.
 
-A notebook that fails is reported with the failing cell and the exercises reached, not as a crash;
-``--timeout`` bounds each notebook's whole run. ``--json`` prints one JSON object per notebook,
-in a list, for a learning-management system. The exit status is 0 when every notebook was
-graded, whatever its grade; 2 for a path that is not a notebook or a folder.
+The exercises, their titles, kinds and points come from the course's chapter notebooks
+(helpers.grade_course): an exercise missing from a submission scores zero. One line per student
+is printed as each finishes; ``--json`` is rewritten after each, so an interrupted run keeps what
+it graded. ``--csv`` has one row per student, one column per exercise and the total;
+``--feedback`` gets each student's executed notebook with the verdicts and hints on top;
+``--answers`` gets one file per discussion exercise with every student's answer. A path that is
+not a submission becomes a row with its error. The exit status is 0 once everything is graded.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
-import re
+import os
+import shutil
+import subprocess
 import sys
-import time
+import tempfile
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from helpers.exercises import all_checks, verdicts_in
-from helpers.settings import child_environment
+from helpers.atomic_io import atomic_write_text
+from helpers.grade_course import CourseExercise, chapter_of, course_exercises
+from helpers.grade_sandbox import Limits, contained_command, stripped_environment
 
 if TYPE_CHECKING:
     from nbformat import NotebookNode
 
-EXERCISE = re.compile(
-    r'^<div class="exercise" id="(ex-[\w-]+)">\s*'
-    r"(?:\*\*Exercise[ \t]+[\d.]+(?:[ \t]*·[ \t]*([^\n]*?))?\*\*)?",
-    re.MULTILINE,
-)
-
 
 @dataclass
-class Exercise:
+class Graded:
     label: str
+    number: str
     title: str
-    cell: int  # index of the cell that states it
-    status: str = ""
+    kind: str
+    max_points: int
+    status: str  # passed, failed, not checked, missing, discussion
+    points: int = 0
+    verdict: str = ""
+    hint: str = ""
+    answer: str = ""
 
 
 @dataclass
 class Report:
+    student: str
     notebook: str
-    completed: bool = False
+    chapter: str | None = None
+    error: str | None = None  # why the submission could not be graded at all
+    failed_cells: list[dict] = field(default_factory=list)
+    exercises: list[Graded] = field(default_factory=list)
     seconds: float = 0.0
-    error: dict | None = None  # cell (index), source (first line), ename, evalue, timed_out
-    exercises: list[Exercise] = field(default_factory=list)
 
     @property
-    def auto_checked(self) -> int:
-        return sum(e.status != "not auto-checked" for e in self.exercises)
+    def points(self) -> int:
+        return sum(e.points for e in self.exercises)
 
     @property
-    def passed(self) -> int:
-        return sum(e.status == "passed" for e in self.exercises)
+    def max_points(self) -> int:
+        return sum(e.max_points for e in self.exercises)
 
     def as_dict(self) -> dict:
-        return {**asdict(self), "passed": self.passed, "auto_checked": self.auto_checked}
+        return {**asdict(self), "points": self.points, "max_points": self.max_points}
 
 
-def exercises_in(nb: NotebookNode) -> list[Exercise]:
-    """Every exercise statement of the notebook's markdown cells, in order."""
-    return [
-        Exercise(label, title.strip(), index)
-        for index, cell in enumerate(nb.cells)
-        if cell.cell_type == "markdown"
-        for label, title in EXERCISE.findall(cell.source)
-    ]
+def submissions_at(paths: list[Path]) -> list[tuple[str, Path]]:
+    """(student, notebook) for each path: a notebook, a folder of one student's notebook, or a
+    folder of a class (its notebooks and its folders). A path that is none of these is kept, to
+    be reported as a row with its error."""
+    found = []
+    for path in paths:
+        notebooks = sorted(path.glob("*.ipynb")) if path.is_dir() else []
+        if path.is_file():
+            found.append((path.stem, path))
+        elif path.is_dir() and len(notebooks) == 1 and not any(p.is_dir() for p in _dirs(path)):
+            found.append((path.name, notebooks[0]))
+        elif path.is_dir():
+            found += [(nb.stem, nb) for nb in notebooks]
+            for folder in _dirs(path):
+                inside = sorted(folder.glob("*.ipynb"))
+                found += [(folder.name, inside[0])] if len(inside) == 1 else [(folder.name, folder)]
+        else:
+            found.append((path.name, path))
+    return found
 
 
-def printed_text(nb: NotebookNode) -> str:
-    """The text every code cell printed, in cell order (where the checks' verdicts are)."""
-    return "".join(
-        out.get("text", "")
-        for cell in nb.cells
-        if cell.cell_type == "code"
-        for out in cell.get("outputs", [])
-        if out.get("output_type") == "stream"
-    )
+def _dirs(path: Path) -> list[Path]:
+    return sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith((".", "_")))
 
 
-def execute(nb: NotebookNode, folder: Path, timeout: float) -> dict | None:
-    """Run the notebook's code cells in a fresh smoke-mode kernel, keeping their outputs in
-    ``nb``; None when every cell ran, else what stopped it (the cell index, and why)."""
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError, CellTimeoutError
-
-    deadline = time.monotonic() + timeout  # counted again from when the kernel is up
-
-    def seconds_left() -> float:
-        return deadline - time.monotonic()
-
-    client = NotebookClient(
-        nb,
-        kernel_name="python3",
-        resources={"metadata": {"path": str(folder)}},
-        timeout_func=lambda cell: max(1, int(seconds_left())),
-        shutdown_kernel="immediate",
-    )
-    index = None
-    try:
-        with client.setup_kernel(env=child_environment(GPT_COURSE_SMOKE="1")):
-            deadline = time.monotonic() + timeout
-            for index, cell in enumerate(nb.cells):
-                if cell.cell_type == "code":
-                    if seconds_left() <= 0:
-                        raise CellTimeoutError(f"no time left for cell {index}")
-                    client.execute_cell(cell, index)
-    except Exception as err:  # a failing cell, a timeout, a dead kernel, a kernel that won't start
-        stopped = {
-            "cell": index,
-            "source": _first_line(nb.cells[index]) if index is not None else "",
-            "ename": type(err).__name__,
-            "evalue": str(err).strip().splitlines()[-1][:300],
-            "timed_out": isinstance(err, CellTimeoutError),
-        }
-        if isinstance(err, CellExecutionError):
-            stopped.update(ename=err.ename, evalue=err.evalue[:300])
-        if stopped["timed_out"]:
-            stopped["evalue"] = f"the notebook ran past its {timeout:g} s"
-        return stopped
-    return None
-
-
-def _first_line(cell) -> str:
-    lines = [line for line in cell.source.splitlines() if line.strip()]
-    return lines[0][:100] if lines else ""
-
-
-def grade(path: str | Path, timeout: float = 600) -> Report:
-    """Run one notebook and grade its exercises; never raises for a broken notebook."""
+def grade(
+    student: str, notebook: Path, limits: Limits | None = None, course: Path | None = None
+) -> tuple[Report, NotebookNode | None]:
+    """Grade one submission; never raises. Returns the report and the executed notebook, or
+    None when nothing ran."""
     import nbformat
 
-    path = Path(path)
-    report = Report(str(path))
-    start = time.perf_counter()
+    limits = limits or Limits()
+    report = Report(student, str(notebook))
     try:
-        nb = nbformat.read(path, as_version=4)
-    except Exception as err:  # not JSON, not a notebook
-        report.error = {
-            "cell": None,
-            "source": "",
-            "ename": type(err).__name__,
-            "evalue": f"not a readable notebook: {str(err)[:200]}",
-            "timed_out": False,
-        }
-        return report
-    for cell in nb.cells:  # judge this run only, never verdicts stored in the file
-        if cell.cell_type == "code":
-            cell.outputs, cell.execution_count = [], None
-    report.error = execute(nb, path.parent.resolve(), timeout)
-    report.completed = report.error is None
-    report.seconds = round(time.perf_counter() - start, 1)
-    report.exercises = exercises_in(nb)
-    stopped_at = len(nb.cells) if report.completed else report.error["cell"] or 0
-    checked, verdicts = all_checks(), verdicts_in(printed_text(nb))
-    for ex in report.exercises:
-        if ex.label in verdicts:
-            ex.status = "passed" if verdicts[ex.label] else "failed"
-        elif ex.label not in checked:
-            ex.status = "not auto-checked"
-        else:
-            ex.status = "not reached" if ex.cell >= stopped_at else "not checked"
-    listed = {e.label for e in report.exercises}  # checks called without a statement
-    report.exercises += [
-        Exercise(label, "", -1, "passed" if ok else "failed")
-        for label, ok in verdicts.items()
-        if label not in listed
+        nb = nbformat.read(notebook, as_version=4)
+    except Exception as err:  # a folder without one notebook, a missing file, not JSON
+        report.error = f"not a readable notebook: {type(err).__name__}: {str(err)[:200]}"
+        return report, None
+    sources = [c.source for c in nb.cells]
+    report.chapter = chapter_of(notebook, sources)
+    try:
+        expected = course_exercises(report.chapter, **({"course": course} if course else {}))
+    except (ValueError, TypeError):
+        report.error = "no chapter: name the notebook NN_….ipynb as the course does"
+        return report, None
+    with tempfile.TemporaryDirectory(prefix="grade-") as scratch:
+        workdir = Path(scratch)
+        (workdir / "work").mkdir()  # the notebook alone: nothing of the other students'
+        shutil.copyfile(notebook, workdir / "work" / notebook.name)
+        result = run_contained(workdir / "work" / notebook.name, workdir, limits)
+        executed = workdir / "executed.ipynb"
+        executed = nbformat.read(executed, as_version=4) if executed.exists() else None
+    report.seconds = round(result.get("seconds", 0.0), 1)
+    report.failed_cells = result.get("failures", [])
+    report.error = result.get("error")
+    answers = discussion_answers(nb.cells)
+    present = {label for source in sources for label in _labels(source)}
+    report.exercises = [
+        judged(ex, result.get("verdicts", {}), ex.label in present, answers) for ex in expected
     ]
-    return report
+    return report, executed
 
 
-def as_table(report: Report) -> str:
-    if report.completed:
-        how = f"ran to the end in {report.seconds:.0f} s"
-    elif report.error["cell"] is None:
-        how = report.error["evalue"]
-    else:
-        e = report.error
-        how = f"stopped at cell {e['cell']} ({e['source']!r}): " + (
-            "timed out" if e["timed_out"] else f"{e['ename']}: {e['evalue']}"
+def run_contained(notebook: Path, workdir: Path, limits: Limits) -> dict:
+    """Run helpers.grade_kernel on ``notebook`` as a contained child process; its result."""
+    command = [
+        sys.executable,
+        "-m",
+        "helpers.grade_kernel",
+        str(notebook),
+        str(workdir),
+        "--cell-timeout",
+        str(limits.cell_timeout),
+        "--cap",
+        str(limits.cap),
+    ]
+    try:
+        done = subprocess.run(
+            contained_command(command),
+            env=stripped_environment(workdir),
+            cwd=notebook.parent,
+            capture_output=True,
+            text=True,
+            timeout=limits.cap + 120,
+            preexec_fn=limits.apply,
         )
-    lines = [
-        f"{report.notebook}: {how}",
-        f"  {report.passed} of {report.auto_checked} auto-checked exercises passed",
+    except subprocess.TimeoutExpired:
+        return {"error": f"the run did not end within {limits.cap + 120:g} s"}
+    result = workdir / "result.json"
+    if not result.exists():
+        tail = (done.stderr.strip().splitlines() or ["no output"])[-1][:300]
+        return {"error": f"the grading kernel stopped (exit {done.returncode}): {tail}"}
+    return json.loads(result.read_text(encoding="utf-8"))
+
+
+def judged(ex: CourseExercise, verdicts: dict, present: bool, answers: dict) -> Graded:
+    graded = Graded(ex.label, ex.number, ex.title, ex.kind, ex.points, "discussion")
+    if ex.kind == "discussion":
+        graded.answer = answers.get(ex.label, "")
+        graded.status = "discussion" if present else "missing"
+        return graded
+    verdict = verdicts.get(ex.label)
+    if verdict is None:
+        graded.status = "not checked" if present else "missing"
+        return graded
+    graded.status = "passed" if verdict["ok"] else "failed"
+    graded.points = ex.points if verdict["ok"] else 0
+    graded.verdict, graded.hint = verdict["what"], verdict["hint"]
+    return graded
+
+
+def _labels(source: str) -> list[str]:
+    from helpers.grade_course import STATEMENT
+
+    return [label for label, *_ in STATEMENT.findall(source)]
+
+
+def discussion_answers(cells) -> dict[str, str]:
+    """The student's answer to each discussion exercise: the cell the student edition placed
+    after its statement (metadata ``answer_to``)."""
+    return {
+        cell.metadata["answer_to"]: cell.source.strip()
+        for cell in cells
+        if cell.metadata.get("answer_to")
+    }
+
+
+def one_line(report: Report) -> str:
+    if report.error:
+        return f"{report.student}: not graded: {report.error}"
+    failed = f", {len(report.failed_cells)} cell(s) failed" if report.failed_cells else ""
+    return (
+        f"{report.student}: {report.points}/{report.max_points} points "
+        f"(chapter {report.chapter}, {report.seconds:.0f} s{failed})"
+    )
+
+
+def feedback_notebook(nb: NotebookNode, report: Report, out: Path) -> None:
+    """The student's executed notebook with their verdicts, hints and failed cells on top."""
+    import nbformat
+    from nbformat.v4 import new_markdown_cell
+
+    rows = [f"**{report.points} of {report.max_points} points**", ""]
+    rows += [
+        f"- Exercise {e.number} ({e.label}): {e.status}"
+        + (f". {e.verdict}" if e.verdict else "")
+        + (f" Hint: {e.hint}" if e.hint and e.status == "failed" else "")
+        for e in report.exercises
     ]
-    lines += [f"  {e.label:<20} {e.status:<17} {e.title}" for e in report.exercises]
-    return "\n".join(lines)
+    rows += [
+        f"- Cell {f['cell']} ({f['source']!r}) failed: {f['ename']}: {f['evalue']}"
+        for f in report.failed_cells
+    ]
+    nb.cells.insert(0, new_markdown_cell("\n".join(rows)))
+    out.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, out / f"{report.student}.ipynb")
 
 
-def notebooks_at(paths: list[str]) -> list[Path]:
-    """The notebooks named, and those in the folders named (recursively), in order."""
-    found = []
-    for name in map(Path, paths):
-        if name.is_dir():
-            found += sorted(p for p in name.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
-        elif name.suffix == ".ipynb" and name.is_file():
-            found.append(name)
-        else:
-            raise SystemExit(f"error: {name} is not a notebook (.ipynb) or a folder")
-    return found
+def write_json(reports: list[Report], path: Path) -> None:
+    text = json.dumps([r.as_dict() for r in reports], indent=1, ensure_ascii=False)
+    atomic_write_text(path, text + "\n")
+
+
+def write_csv(reports: list[Report], path: Path) -> None:
+    """One row per student, one column per exercise (points), the total: a gradebook import."""
+    labels = list(dict.fromkeys(e.label for r in reports for e in r.exercises))
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["student", *labels, "total", "max", "error"])
+        for r in reports:
+            points = {e.label: e.points for e in r.exercises}
+            writer.writerow(
+                [r.student, *(points.get(x, 0) for x in labels), r.points, r.max_points, r.error]
+            )
+
+
+def write_answers(reports: list[Report], folder: Path) -> None:
+    """One markdown file per discussion exercise, with every student's answer under their name."""
+    by_label: dict[str, list[str]] = {}
+    for r in reports:
+        for e in r.exercises:
+            if e.kind == "discussion":
+                by_label.setdefault(e.label, []).append(
+                    f"## {r.student}\n\n{e.answer or '(no answer)'}\n"
+                )
+    folder.mkdir(parents=True, exist_ok=True)
+    for label, answers in by_label.items():
+        (folder / f"{label}.md").write_text("\n".join(answers), encoding="utf-8")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("notebooks", nargs="+", help="notebooks, or folders of notebooks")
-    parser.add_argument(
-        "--json", action="store_true", help="print JSON (a list, one object per notebook)"
-    )
-    parser.add_argument(
-        "--timeout", type=float, default=600, help="seconds per notebook (default 600)"
-    )
+    parser.add_argument("paths", nargs="+", type=Path, help="notebooks or folders")
+    parser.add_argument("--json", type=Path, help="write the report (points, verdicts, hints)")
+    parser.add_argument("--csv", type=Path, help="write one row per student for a gradebook")
+    parser.add_argument("--feedback", type=Path, help="folder for executed notebooks + verdicts")
+    parser.add_argument("--answers", type=Path, help="folder for the discussion answers")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--cell-timeout", type=float, default=Limits.cell_timeout)
+    parser.add_argument("--cap", type=float, default=Limits.cap, help="seconds per submission")
+    parser.add_argument("--memory-gb", type=float, default=Limits.memory_gb)
+    parser.add_argument("--course", type=Path, help="the chapter notebooks (default: notebooks/)")
     args = parser.parse_args(argv)
-    try:
-        paths = notebooks_at(args.notebooks)
-    except SystemExit as err:
-        print(err, file=sys.stderr)
-        return 2
-    reports = []
-    for path in paths:
-        reports.append(grade(path, args.timeout))
-        if not args.json:
-            print(as_table(reports[-1]), end="\n\n", flush=True)
+    limits = Limits(args.cell_timeout, args.cap, args.memory_gb)
+    reports: list[Report] = []
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        futures = [
+            pool.submit(grade, s, nb, limits, args.course) for s, nb in submissions_at(args.paths)
+        ]
+        for future in as_completed(futures):
+            report, executed = future.result()
+            reports.append(report)
+            print(one_line(report), flush=True)
+            if executed and args.feedback:
+                feedback_notebook(executed, report, args.feedback)
+            if args.json:
+                write_json(reports, args.json)
+    reports.sort(key=lambda r: r.student)
     if args.json:
-        print(json.dumps([r.as_dict() for r in reports], indent=1, ensure_ascii=False))
+        write_json(reports, args.json)
+    if args.csv:
+        write_csv(reports, args.csv)
+    if args.answers:
+        write_answers(reports, args.answers)
     return 0
 
 

@@ -1,7 +1,8 @@
 """Write the "am I on track?" table (runtime and key figure of each chapter) from the cpu bands.
 
-    python tools/on_track_table.py            rewrite the table in README.md and book/setup.md
-    python tools/on_track_table.py --check    exit 1 if either is out of date (a test runs this)
+    python tools/on_track_table.py            rewrite the table in README.md and book/setup.md,
+                                              and the time of `make verify` in for-instructors.md
+    python tools/on_track_table.py --check    exit 1 if any is out of date (a test runs this)
 
 The numbers come from helpers/reference/figures_cpu.json, the bands `make verify` checks on the
 reference machine, so the table a learner reads and the check an instructor runs cannot drift
@@ -23,6 +24,8 @@ BEGIN = (
     " from helpers/reference/figures_cpu.json -->"
 )
 END = "<!-- end of the on-track table -->"
+VERIFY_FILE = ROOT / "book" / "for-instructors.md"
+VERIFY_BEGIN, VERIFY_END = "<!-- verify time -->", "<!-- end of the verify time -->"
 
 
 def loss(entry: dict) -> str:
@@ -119,12 +122,20 @@ def table(bands: dict) -> str:
     return "\n".join(lines)
 
 
-def with_table(text: str, rendered: str, name: str = "") -> str:
+def verify_time(bands: dict) -> str:
+    """How long `make verify` takes: every chapter's and companion's reference run, added up."""
+    seconds = sum(f.get("runtime_s", {}).get("reference", 0) for f in bands["chapters"].values())
+    return f"about {round(seconds / 60)} minutes on 2 cores"
+
+
+def with_table(
+    text: str, rendered: str, name: str = "", begin: str = BEGIN, end: str = END, sep: str = "\n"
+) -> str:
     """``text`` with the region between the markers replaced by ``rendered``."""
-    start, end = text.find(BEGIN), text.find(END)
-    if start < 0 or end < start:
-        raise ValueError(f"{name}: no on-track table markers ({BEGIN} ... {END})")
-    return text[: start + len(BEGIN)] + "\n" + rendered + "\n" + text[end:]
+    start, stop = text.find(begin), text.find(end)
+    if start < 0 or stop < start:
+        raise ValueError(f"{name}: no generated-region markers ({begin} ... {end})")
+    return text[: start + len(begin)] + sep + rendered + sep + text[stop:]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -133,11 +144,13 @@ def main(argv: list[str] | None = None) -> int:
         "--check", action="store_true", help="only check that the tables are up to date"
     )
     args = parser.parse_args(argv)
-    rendered = table(json.loads(BANDS.read_text(encoding="utf-8")))
+    bands = json.loads(BANDS.read_text(encoding="utf-8"))
+    regions = [(file, table(bands), BEGIN, END, "\n") for file in FILES]
+    regions.append((VERIFY_FILE, verify_time(bands), VERIFY_BEGIN, VERIFY_END, ""))
     stale = []
-    for file in FILES:
+    for file, rendered, begin, end, sep in regions:
         text = file.read_text(encoding="utf-8")
-        updated = with_table(text, rendered, file.name)
+        updated = with_table(text, rendered, file.name, begin, end, sep)
         if updated != text:
             stale.append(file.relative_to(ROOT))
             if not args.check:

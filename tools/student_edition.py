@@ -11,6 +11,9 @@ From each notebooks/NN_*.ipynb it writes a copy in which
   can compare their own run with them), and any cell tagged ``keep-output``. Everything else
   (losses, timings, samples, plots, widgets) a learner's own run produces, and it differs from
   machine to machine;
+- each discussion exercise (one with no check in helpers.exercises) gets an answer cell right
+  after its statement, marked ``answer_to`` in its metadata, where ``helpers.grade`` collects
+  the answers;
 - the Colab badge points at the student copy: ``student_edition.path`` in _config.yml, in the
   repository of ``repository.url`` (the setup cell clones that repository, as before).
 """
@@ -57,10 +60,29 @@ def without_solutions(cells: list) -> list:
     return [cell for cell in cells if not is_solution(cell)]
 
 
+def with_answer_cells(cells: list, checked: set[str]) -> list:
+    """``cells`` with an answer cell after each statement of an exercise that has no check."""
+    from helpers.grade_course import STATEMENT
+
+    out = []
+    for cell in cells:
+        out.append(cell)
+        for label, *_ in STATEMENT.findall(cell.source) if cell.cell_type == "markdown" else []:
+            if label not in checked:
+                out.append(
+                    nbformat.v4.new_markdown_cell(
+                        "*Your answer (edit this cell):* ", metadata={"answer_to": label}
+                    )
+                )
+    return out
+
+
 def student_notebook(nb, name: str, repo_url: str, branch: str, path: str):
     """A student copy of the notebook ``nb`` (read with nbformat), named ``name``."""
+    from helpers.exercises import all_checks
+
     nb = nbformat.from_dict(nb)
-    nb.cells = without_solutions(nb.cells)
+    nb.cells = with_answer_cells(without_solutions(nb.cells), set(all_checks()))
     for cell in nb.cells:
         cell.metadata.pop("execution", None)  # timings of the author's run
         if cell.cell_type == "code" and not keeps_output(cell):

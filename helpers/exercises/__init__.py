@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from helpers.exercises.verdict import clear_results, results, verdicts_in
 
-CHAPTERS = tuple(f"ch{n:02d}" for n in range(1, 11))
+CHAPTERS = tuple(f"ch{n:02d}" for n in range(1, 12))
 
 __all__ = ["CHAPTERS", "all_checks", "clear_results", "results", "verdicts_in"]
 

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 _results: dict[str, bool] = {}  # exercise label -> passed, in the order first checked
+_verdicts: dict[str, Verdict] = {}  # exercise label -> its last verdict, hint included
 _checks: dict[str, Callable[..., None]] = {}  # exercise label -> its check
 _returned: list[Any] = []  # what the learner's functions returned during the current check
 
@@ -124,6 +125,7 @@ def report(label: str, verdict: Verdict) -> None:
 
     A long verdict goes on over indented lines, so the first line alone names the label."""
     _results[label] = verdict.ok
+    _verdicts[label] = verdict
     line = f"{'✅' if verdict.ok else '❌'} {label}: {verdict.what}"
     if verdict.hint and not verdict.ok:
         line += f" — hint: {verdict.hint}"
@@ -171,8 +173,15 @@ def results() -> dict[str, bool]:
     return dict(_results)
 
 
+def verdict_records() -> dict[str, dict]:
+    """Every verdict of this process by label, as JSON-ready records (ok, what, hint): what a
+    grader reads from the kernel that ran a submission, so printed text counts for nothing."""
+    return {label: v._asdict() for label, v in _verdicts.items()}
+
+
 def clear_results() -> None:
     _results.clear()
+    _verdicts.clear()
 
 
 def verdicts_in(text: str) -> dict[str, bool]:
