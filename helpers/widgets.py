@@ -48,15 +48,16 @@ def plot_next_token(
     ax: Axes | None = None,
     k: int = 15,
 ) -> Axes:
-    """The ``k`` most likely next characters as bars; filtered-out ones have probability 0."""
+    """The ``k`` most likely next characters as bars. Characters a filter ruled out (probability
+    0) are left off, so a top-k or top-p panel shows only what can still be sampled."""
     ax = ax or plt.subplots(figsize=(6, 2.8))[1]
-    top = torch.topk(probs, k)
-    labels = [show_char(tokenizer.decode([i])) for i in top.indices.tolist()]
-    values = top.values.tolist()
-    ax.bar(range(k), values, color=["C0" if v > 0 else "0.8" for v in values])
-    ax.set_xticks(range(k), labels)
-    ax.set_ylim(0, 1)
     kept = int((probs > 0).sum())
+    top = torch.topk(probs, min(k, kept))
+    labels = [show_char(tokenizer.decode([i])) for i in top.indices.tolist()]
+    ax.bar(range(len(labels)), top.values.tolist(), color="C0")
+    ax.set_xticks(range(len(labels)), labels)
+    ax.set_xlim(-0.6, k - 0.4)  # the same bar width in every panel
+    ax.set_ylim(0, 1)
     # Two lines, so the title stays within a half-width panel of sampling_figure's grid.
     ax.set_title(f"{title}\n{kept} of {len(probs)} characters can be sampled", fontsize=9)
     return ax
