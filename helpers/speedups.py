@@ -224,3 +224,34 @@ def _margin(ratio: float, noise: float) -> str:
     if ratio < 1:
         return f"; {1 / ratio:.1f}× slower" if ratio < 0.5 else f"; {1 - ratio:.0%} slower"
     return f"; {ratio - 1:.0%} faster"
+
+
+@dataclass(frozen=True)
+class MeasurementPreset:
+    """How much chapter 10 measures: training steps timed per speed-up switch, the context
+    lengths of the fused-attention comparison, the lengths of the two DDP runs, the widths and
+    the token budget of the model-size sweep, and the batches each of its evaluations averages.
+    Like the training presets it shrinks itself in smoke mode, so every cell still runs."""
+
+    timing_steps: int = 40
+    contexts: tuple[int, ...] = (64, 256, 1024)
+    ddp_steps: tuple[int, ...] = (5, 50)
+    widths: tuple[int, ...] = (16, 32, 48, 64, 96, 128)
+    token_budget: int = 768_000  # a quarter of chapter 07's CPU run: 375 of its steps
+    eval_iters: int = 20
+
+
+def measurement_preset() -> MeasurementPreset:
+    """Chapter 10's measurement sizes (the smoke-mode ones when GPT_COURSE_SMOKE=1)."""
+    from helpers.settings import smoke_mode
+
+    if smoke_mode():
+        return MeasurementPreset(
+            timing_steps=3,
+            contexts=(64, 128),
+            ddp_steps=(2, 4),
+            widths=(16, 32),
+            token_budget=30 * 8 * 32,  # the smoke preset's 30 steps of 8 x 32 tokens
+            eval_iters=2,
+        )
+    return MeasurementPreset()
