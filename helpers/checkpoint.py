@@ -32,7 +32,8 @@ from helpers.data import CharTokenizer
 from helpers.model import GPT, GPTConfig
 
 if TYPE_CHECKING:
-    from helpers.train import History, TrainConfig
+    from helpers.history import History
+    from helpers.presets import TrainConfig
 
 LAST = "last"  # the sub-folder with the latest training state
 STATE_FILE = "training_state.pt"

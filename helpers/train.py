@@ -1,8 +1,10 @@
-"""Training a language model on a token sequence: the config, the loop, the command line.
+"""Training a language model on a token sequence: the loop.
 
 ``train(model, {"train": ..., "val": ...}, cfg)`` runs AdamW with warmup + cosine learning rate,
 gradient clipping and a live progress bar, evaluates every ``eval_interval`` steps and returns a
-``History``. Three promises, each kept by one rule:
+``History``. ``model`` is any ``nn.Module`` whose ``forward(idx, targets)`` returns
+``(logits, loss)``: the course's GPT or the one a chapter writes. Three promises, each kept by one
+rule:
 
 - **Reproducible.** The learning rate is a function of the step alone, and a time budget is
   turned into a step count before the first real step (by timing a few throw-away steps), so the
@@ -17,19 +19,21 @@ gradient clipping and a live progress bar, evaluates every ``eval_interval`` ste
   (optimizer, GradScaler, every random stream) are saved (see ``helpers.checkpoint``); a resumed
   run continues exactly where the stopped one was.
 
-Run ``python -m helpers.train --help`` for the command line.
+A GPU runs ahead of Python, so the loop never waits for it per step: the loss stays on the
+device and is read at evaluations (and every ``LOG_INTERVAL`` steps for a live bar), and the clock
+is read, after waiting for the GPU, only around the timed stretches between evaluations.
+
+The presets are in ``helpers.presets``, the command line in ``helpers.train_cli``:
+``python -m helpers.train --help``.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import copy
-import json
 import math
 import sys
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -45,11 +49,12 @@ from helpers.checkpoint import (
     save_checkpoint,
     save_training_state,
 )
-from helpers.data import CharTokenizer, get_batch, load_splits
-from helpers.describe import Describable
-from helpers.model import GPT, GPTConfig
+from helpers.data import CharTokenizer, get_batch
+from helpers.history import History
+from helpers.mfu import mfu, model_flops_per_token, peak_flops
+from helpers.precision import precision_name
+from helpers.presets import TrainConfig, preset, reference_curve
 from helpers.progress import in_notebook, progress_bar
-from helpers.settings import pick_device, seed_everything, smoke_mode
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -65,205 +70,22 @@ __all__ = [
     "learning_rate",
     "make_optimizer",
     "accumulate_gradients",
+    "optimizer_step",
+    "rank_batch",
     "save_checkpoint",
     "load_checkpoint",
     "read_checkpoint_meta",
     "reference_curve",
-    "main",
 ]
 
 EVAL_SEED = 1234  # every evaluation sees the same batches, so losses compare across steps and runs
 CALIBRATION_STEPS = 5  # timed throw-away steps (after an untimed one) that size a time budget
-
-
-# ---------------------------------------------------------------------------------------------
-# the training config and the presets
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TrainConfig(Describable):
-    """One training run: the model's shape (a ``GPTConfig``) and how to train it.
-
-    ``model`` is None for a model that is not a GPT: the bigram of chapter 02 has no layers, heads
-    or width, only a table, so it gets no GPTConfig rather than one with a value that means
-    "not a GPT". It still needs to know how long its training sequences are: ``context_length``.
-    A GPT's sequences are as long as its context (``model.block_size``), so it leaves that None.
-    ``cfg.block_size`` is the length of the training sequences either way.
-    """
-
-    name: str
-    device: str
-    smoke: bool
-    model: GPTConfig | None = None  # vocab_size 65: tiny Shakespeare's characters
-    context_length: int | None = None  # only for a model without a GPTConfig
-    # optimisation; batch_size is per process and per micro-batch
-    batch_size: int = 32
-    max_iters: int = 3000
-    learning_rate: float = 1e-2
-    min_lr: float = 1e-3
-    warmup_iters: int = 0
-    weight_decay: float = 0.1
-    grad_clip: float = 1.0
-    grad_accum_steps: int = 1  # micro-batches per optimizer step (chapter 10)
-    # evaluation and budget
-    eval_interval: int = 300
-    eval_iters: int = 200
-    # evaluation batches have their own size, the same on any number of ranks and for any
-    # training batch, so the same weights always get the same validation loss
-    eval_batch_size: int = 32
-    time_budget: float | None = None  # seconds of training steps; sets max_iters (see train)
-    # speed switches (chapter 10; fused attention is the model's: model.fused_attention)
-    autocast_dtype: str | None = None  # "bfloat16" / "float16" / None
-    compile: bool = False
-    fused_adamw: bool = False  # one kernel for the whole optimizer update
-
-    def __post_init__(self):
-        if (self.model is None) == (self.context_length is None):
-            raise ValueError(
-                "give a TrainConfig either model=GPTConfig(...) (a GPT trains on its "
-                "whole context) or context_length=... (a model without a GPTConfig), "
-                "not both and not neither"
-            )
-
-    @property
-    def block_size(self) -> int:
-        """Tokens per training sequence."""
-        return self.model.block_size if self.model is not None else self.context_length
-
-
-# Full-mode presets on a CPU (2 cores is the reference machine). Each chapter's preset is small
-# enough to train in a few minutes there; the GPU versions are larger where a GPU pays off.
-_CPU = {
-    "bigram": dict(
-        context_length=8,
-        batch_size=32,
-        max_iters=3000,
-        learning_rate=1e-2,
-        min_lr=1e-2,
-        weight_decay=0.0,
-        eval_interval=300,
-        eval_iters=200,
-        eval_batch_size=32,
-    ),
-    # chapters 04-06: one idea at a time on the same small shape, so the rows of the
-    # loss-per-idea table differ by the idea only
-    "attention": dict(
-        model=dict(block_size=32, n_layer=4, n_head=4, n_embd=64),
-        batch_size=32,
-        max_iters=3000,
-        learning_rate=1e-3,
-        min_lr=1e-4,
-        warmup_iters=100,
-        weight_decay=0.0,
-        eval_interval=500,
-        eval_iters=100,
-        eval_batch_size=32,
-    ),
-    # chapter 07: tuned to reach val loss <= 1.70 in under 2 minutes on 2 cores (see bench/).
-    # The budget is a cap for slower machines: the reference machine fits all 1,500 steps in it
-    # with room to spare, so timing noise there never changes the step count (or the losses).
-    "gpt": dict(
-        model=dict(block_size=64, n_layer=2, n_head=4, n_embd=128, dropout=0.0),
-        batch_size=32,
-        max_iters=1500,
-        learning_rate=6e-3,
-        min_lr=6e-4,
-        warmup_iters=50,
-        weight_decay=0.1,
-        eval_interval=375,
-        eval_iters=30,
-        eval_batch_size=32,
-        time_budget=120.0,
-    ),
-}
-
-_GPU = {
-    "bigram": _CPU["bigram"],
-    "attention": dict(
-        _CPU["attention"],
-        model=dict(block_size=64, n_layer=4, n_head=4, n_embd=128),
-        batch_size=64,
-        eval_batch_size=64,
-    ),
-    # the published GPU shape (6 layers, 6 heads, 384 wide, context 256, dropout 0.2)
-    "gpt": dict(
-        model=dict(block_size=256, n_layer=6, n_head=6, n_embd=384, dropout=0.2),
-        batch_size=64,
-        max_iters=5000,
-        learning_rate=1e-3,
-        min_lr=1e-4,
-        warmup_iters=100,
-        weight_decay=0.1,
-        eval_interval=500,
-        eval_iters=200,
-        eval_batch_size=64,
-        time_budget=None,
-        autocast_dtype="bfloat16",
-        compile=True,
-        fused_adamw=True,
-    ),
-}
-
-# Smoke mode: a handful of real steps, so every notebook still runs every cell.
-_SMOKE = dict(
-    max_iters=30, eval_interval=10, eval_iters=4, warmup_iters=2, time_budget=None, compile=False
-)
-# (the heads too: the GPU preset's 6 heads do not divide a width of 32)
-_SMOKE_SHAPE = {
-    "attention": dict(n_layer=2, n_head=4, n_embd=32, block_size=16),
-    "gpt": dict(n_layer=2, n_head=4, n_embd=32, block_size=32),
-}
-_SMOKE_BATCH = {"gpt": 8}  # training and evaluation batch
-
-
-def preset(name: str, device: str | None = None) -> TrainConfig:
-    """The training config for chapter preset ``name`` on ``device`` (default: the best one
-    found), shrunk in smoke mode. Print it with ``print(cfg.describe())``."""
-    device = device or pick_device()
-    table = _GPU if device == "cuda" else _CPU
-    if name not in table:
-        raise ValueError(f"unknown preset {name!r}: choose one of {', '.join(sorted(table))}")
-    values = dict(table[name])
-    shape = dict(values.pop("model", None) or {})
-    if device == "mps":  # bf16 autocast and compile are unreliable on MPS; keep the CPU recipe
-        values.update(autocast_dtype=None, compile=False)
-    if smoke_mode():
-        values.update(_SMOKE)
-        if name in _SMOKE_BATCH:
-            values["batch_size"] = values["eval_batch_size"] = _SMOKE_BATCH[name]
-        if shape:
-            shape.update(_SMOKE_SHAPE.get(name, {}))
-    model = GPTConfig(**shape) if shape else None
-    return TrainConfig(name=name, device=device, smoke=smoke_mode(), model=model, **values)
+LOG_INTERVAL = 10  # steps between the live bar's loss readings (each one waits for the GPU)
 
 
 # ---------------------------------------------------------------------------------------------
 # the pieces of a training step
 # ---------------------------------------------------------------------------------------------
-
-
-@dataclass
-class History:
-    """What happened during training: one entry per evaluation, and how the run was timed."""
-
-    steps: list[int] = field(default_factory=list)
-    train_loss: list[float] = field(default_factory=list)
-    val_loss: list[float] = field(default_factory=list)
-    lr: list[float] = field(default_factory=list)
-    elapsed: list[float] = field(default_factory=list)  # wall seconds since training started
-    max_iters: int = 0  # the step count the run planned (from the time budget, if there was one)
-    seconds_per_step: float = 0.0  # measured for the time budget; 0 when there was none
-    tokens_per_second: float = 0.0  # all ranks, training steps only (no evals, saves, 1st step)
-    first_step_seconds: float = 0.0  # includes torch.compile's compile time when it is on
-    stopped_by: str = "max_iters"  # or "stop_after" (a simulated crash)
-
-    @property
-    def best_val_loss(self) -> float:
-        return min(self.val_loss) if self.val_loss else math.inf
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def autocast_context(
@@ -286,19 +108,20 @@ def estimate_loss(
     autocast_dtype: str | None = None,
 ) -> dict[str, float]:
     """Mean loss over ``eval_iters`` batches of each split, in eval mode (no dropout).
-    A single batch's loss is noisy; the mean over many is what we compare."""
+    A single batch's loss is noisy; the mean over many is what we compare. The losses stay on
+    the device until the mean is taken: one read per split."""
     was_training = model.training
     model.eval()
     out = {}
     for split, tokens in data.items():
         gen = torch.Generator().manual_seed(EVAL_SEED)
-        losses = torch.zeros(eval_iters)
-        for i in range(eval_iters):
+        losses = []
+        for _ in range(eval_iters):
             x, y = get_batch(tokens, block_size, batch_size, device, generator=gen)
             with autocast_context(device, autocast_dtype):
                 _, loss = model(x, y)
-            losses[i] = loss.item()
-        out[split] = losses.mean().item()
+            losses.append(loss.float())
+        out[split] = torch.stack(losses).cpu().mean().item()
     model.train(was_training)
     return out
 
@@ -352,11 +175,12 @@ def accumulate_gradients(
     device: str,
     autocast_dtype: str | None = None,
     scaler: torch.amp.GradScaler | None = None,
-) -> float:
+) -> torch.Tensor:
     """Backpropagate the mean loss over ``micro_batches`` [(x, y), ...]: each micro-batch's loss is
     divided by their number, so the summed gradients equal those of one batch k times larger.
     Under DDP only the last backward averages gradients across ranks (``no_sync`` on the others).
-    Returns the mean loss."""
+    Returns the mean loss (unscaled) as a tensor on the device: reading it (``.item()``) would
+    make the CPU wait for the GPU, so the loop reads it only now and then."""
     k, total = len(micro_batches), 0.0
     for i, (x, y) in enumerate(micro_batches):
         last = i == k - 1
@@ -367,7 +191,7 @@ def accumulate_gradients(
                 _, loss = forward(x, y)
             loss = loss / k
             (scaler.scale(loss) if scaler is not None else loss).backward()
-        total += loss.item()
+        total = total + loss.detach()
     return total
 
 
@@ -409,8 +233,67 @@ def synchronize(device: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# the loop
+# the loop: plan the steps, then step, evaluate, save; report at the end
 # ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    """Everything the loop's steps share: the model (and ``forward``, the same model wrapped for
+    DDP or compiled), its optimizer and GradScaler, the batch stream, and the record so far."""
+
+    model: torch.nn.Module
+    forward: torch.nn.Module
+    data: dict[str, torch.Tensor]
+    cfg: TrainConfig
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    batches: torch.Generator
+    history: History
+    start: int
+    ranks: Ranks
+    block_size: int
+    timer: StepTimer = field(init=False)
+
+    def __post_init__(self):
+        self.timer = StepTimer(self.cfg.device)
+
+    @property
+    def tokens_per_step(self) -> int:
+        cfg = self.cfg
+        return cfg.grad_accum_steps * cfg.batch_size * self.block_size * self.ranks.world_size
+
+
+class StepTimer:
+    """Times the training steps without waiting for the GPU at every one: the first step
+    (compiling, warming up) is timed apart; the others in stretches between evaluations, the
+    clock read (after waiting for the GPU) only where a stretch starts and stops."""
+
+    def __init__(self, device: str):
+        self.device, self.seconds, self.steps = device, 0.0, 0
+        self.first_step_seconds: float | None = None
+        self._tick: float | None = None
+
+    def step(self, take: Callable[..., torch.Tensor], *args) -> torch.Tensor:
+        """``take(*args)``, timed."""
+        if self.first_step_seconds is None:
+            synchronize(self.device)
+            tick = time.perf_counter()
+            loss = take(*args)
+            synchronize(self.device)
+            self.first_step_seconds = time.perf_counter() - tick
+            return loss
+        if self._tick is None:
+            synchronize(self.device)
+            self._tick = time.perf_counter()
+        self.steps += 1
+        return take(*args)
+
+    def pause(self) -> None:
+        if self._tick is not None:
+            synchronize(self.device)
+            self.seconds += time.perf_counter() - self._tick
+            self._tick = None
 
 
 def train(
@@ -431,13 +314,70 @@ def train(
     step as a crash would (the latest state saved, no final evaluation), for trying out resume.
     Under torchrun (``helpers.distributed.setup`` called first) every rank runs this function;
     only rank 0 shows progress and writes checkpoints."""
-    if set(data) != {"train", "val"}:
-        raise ValueError(
-            f"data must be a dict with 'train' and 'val' token tensors, got {sorted(data)}"
+    check_inputs(model, data, checkpoint_dir)
+    run = prepare(model, data, cfg, checkpoint_dir, resume, seed)
+    plan_steps_of(run, resumed=resume and run.start > 0)
+    log = Log(run, shown=progress and run.ranks.is_main)
+    saving = checkpoint_dir is not None
+    for step in range(run.start, run.cfg.max_iters + 1):
+        evaluating = step % run.cfg.eval_interval == 0 or step == run.cfg.max_iters
+        stopping = step == run.cfg.max_iters or step == stop_after
+        if evaluating or stopping:
+            run.timer.pause()  # evaluations and saves are not training steps
+        already = run.history.steps and run.history.steps[-1] == step  # resumed at an eval
+        if evaluating and not already and evaluate(run, step, log) and saving:
+            save_best(run, step, checkpoint_dir, tokenizer)
+        if saving and step != run.start and (evaluating or stopping):
+            save_state(run, step, checkpoint_dir, tokenizer)
+        if stopping:
+            run.history.stopped_by = "max_iters" if step == run.cfg.max_iters else "stop_after"
+            break
+        log.step(run.timer.step(take_step, run, learning_rate(step, run.cfg), run.batches))
+    report(run, log)
+    return run.history
+
+
+def check_inputs(
+    model: torch.nn.Module, data: dict[str, torch.Tensor], checkpoint_dir: str | Path | None
+) -> None:
+    """Refuse what would fail later with a less helpful message."""
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not isinstance(data, dict) or set(data) != {"train", "val"}:
+        got = sorted(data) if isinstance(data, dict) else type(data).__name__
+        raise ValueError(f"data must be a dict with 'train' and 'val' token tensors, got {got}")
+    for split, tokens in data.items():
+        if not isinstance(tokens, torch.Tensor) or tokens.dtype != torch.long or tokens.dim() != 1:
+            raise TypeError(
+                f"data[{split!r}] must be a 1-D tensor of token ids (torch.long), e.g. "
+                f"torch.tensor(tokenizer.encode(text)); got {_describe(tokens)}"
+            )
+    if checkpoint_dir is not None and not hasattr(getattr(model, "config", None), "to_dict"):
+        raise TypeError(
+            f"checkpoints store a GPT's config (model.config.to_dict()), and this "
+            f"{type(model).__name__} has none: train it without checkpoint_dir, or save "
+            f"its state_dict yourself"
         )
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"a {value.dim()}-D {value.dtype} tensor"
+    return type(value).__name__
+
+
+def prepare(
+    model: torch.nn.Module,
+    data: dict[str, torch.Tensor],
+    cfg: TrainConfig,
+    checkpoint_dir: str | Path | None,
+    resume: bool,
+    seed: int,
+) -> Run:
+    """Move the model to the device and build what the steps share; on ``resume`` put the run
+    back as it was at its latest save."""
     ranks, device = distributed.current(), cfg.device
     model.to(device)
-    block_size = getattr(model, "block_size", None) or cfg.block_size
     optimizer = make_optimizer(model, cfg)
     scaler = torch.amp.GradScaler(device.split(":")[0], enabled=cfg.autocast_dtype == "float16")
     batches = torch.Generator().manual_seed(seed)  # one stream for all ranks: see rank_batch
@@ -449,116 +389,130 @@ def train(
     forward = DistributedDataParallel(model) if ranks.world_size > 1 else model
     if cfg.compile:
         forward = torch.compile(forward)
-    tokens_per_step = cfg.grad_accum_steps * cfg.batch_size * block_size * ranks.world_size
-
-    def one_step(step: int, gen) -> float:
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(step, cfg)
-        micro_batches = [
-            rank_batch(data["train"], block_size, cfg.batch_size, ranks, device, gen)
-            for _ in range(cfg.grad_accum_steps)
-        ]
-        loss = accumulate_gradients(forward, micro_batches, device, cfg.autocast_dtype, scaler)
-        optimizer_step(model, optimizer, scaler, cfg.grad_clip)
-        return loss
-
     model.train()
-    if start and history.seconds_per_step:  # resumed: the budget's plan made at step 0 holds
-        cfg = replace(cfg, max_iters=history.max_iters)
-    elif cfg.time_budget:
-        first, per_step = time_throwaway_steps(model, optimizer, scaler, one_step, device)
-        history.first_step_seconds = first
-        history.seconds_per_step = distributed.broadcast_from_main(per_step, device)
-        cfg = replace(cfg, max_iters=plan_steps(cfg, history.seconds_per_step))
-    history.max_iters = cfg.max_iters
-    shown = progress and ranks.is_main
-    say = print if shown else (lambda *a, **k: None)
-    if cfg.time_budget and not (resume and start):
-        say(
-            f"time budget {cfg.time_budget:g} s at {history.seconds_per_step * 1e3:.1f} ms per "
-            f"step (first step {history.first_step_seconds:.1f} s, not counted): "
-            f"{cfg.max_iters} steps"
-        )
-    live = shown and _interactive()  # a terminal or notebook gets a bar; a log file gets lines
-    bar = progress_bar(total=cfg.max_iters, desc=cfg.name, initial=start, disable=not live)
+    block_size = getattr(model, "block_size", None) or cfg.block_size
+    return Run(
+        model, forward, data, cfg, optimizer, scaler, batches, history, start, ranks, block_size
+    )
 
-    clock = time.perf_counter() - (history.elapsed[-1] if history.elapsed else 0.0)
-    timed_seconds, timed_steps, loss = 0.0, 0, float("nan")
-    for step in range(start, cfg.max_iters + 1):
-        is_eval_step = step % cfg.eval_interval == 0 or step == cfg.max_iters
-        if is_eval_step and not (history.steps and history.steps[-1] == step):
-            # every rank evaluates the same batches (cheap), which keeps the ranks in step
-            losses = estimate_loss(
-                model,
-                data,
-                block_size,
-                cfg.eval_batch_size,
-                cfg.eval_iters,
-                device,
-                cfg.autocast_dtype,
-            )
-            improved = losses["val"] < history.best_val_loss
-            for key, value in (
-                ("steps", step),
-                ("train_loss", losses["train"]),
-                ("val_loss", losses["val"]),
-                ("lr", learning_rate(step, cfg)),
-                ("elapsed", time.perf_counter() - clock),
-            ):
-                getattr(history, key).append(value)
-            bar.set_postfix(train=f"{losses['train']:.3f}", val=f"{losses['val']:.3f}")
-            if shown and not live:
-                print(
-                    f"step {step}/{cfg.max_iters}: train {losses['train']:.4f}, "
-                    f"val {losses['val']:.4f}, lr {history.lr[-1]:.2e}, "
-                    f"{history.elapsed[-1]:.0f} s",
-                    flush=True,
-                )
-            if checkpoint_dir and improved and ranks.is_main:
-                save_checkpoint(
-                    checkpoint_dir,
-                    model,
-                    tokenizer=tokenizer,
-                    step=step,
-                    history=history,
-                    train_config=cfg,
-                )
-        stopping = step == cfg.max_iters or step == stop_after
-        if checkpoint_dir and step != start and (is_eval_step or stopping):
-            state = {
-                "step": step,
-                "optimizer": optimizer.state_dict(),
-                "scaler": scaler.state_dict(),
-                "batches": batches.get_state(),
-                "rng": distributed.gather_objects(rng_state(device)),
-            }  # every rank's
-            if ranks.is_main:
-                save_training_state(
-                    checkpoint_dir,
-                    model,
-                    state,
-                    tokenizer=tokenizer,
-                    history=history,
-                    train_config=cfg,
-                )
-        if stopping:
-            history.stopped_by = "max_iters" if step == cfg.max_iters else "stop_after"
-            break
+
+def take_step(run: Run, lr: float, batches: torch.Generator) -> torch.Tensor:
+    """One optimizer step at learning rate ``lr`` on the next batch of ``batches``. Returns the
+    loss, on the device."""
+    cfg = run.cfg
+    for group in run.optimizer.param_groups:
+        group["lr"] = lr
+    micro_batches = [
+        rank_batch(
+            run.data["train"], run.block_size, cfg.batch_size, run.ranks, cfg.device, batches
+        )
+        for _ in range(cfg.grad_accum_steps)
+    ]
+    loss = accumulate_gradients(
+        run.forward, micro_batches, cfg.device, cfg.autocast_dtype, run.scaler
+    )
+    optimizer_step(run.model, run.optimizer, run.scaler, cfg.grad_clip)
+    return loss
+
+
+def plan_steps_of(run: Run, resumed: bool) -> None:
+    """Fix the step count before the loop: with a time budget, from the time a few throw-away
+    steps take (rank 0's timing on every rank, so all ranks stop together). A resumed run keeps
+    the plan made at its step 0."""
+    cfg, history = run.cfg, run.history
+    if resumed and history.seconds_per_step:
+        run.cfg = replace(cfg, max_iters=history.max_iters)
+    elif cfg.time_budget:
+        first, per_step = time_throwaway_steps(run)
+        history.first_step_seconds = first
+        history.seconds_per_step = distributed.broadcast_from_main(per_step, cfg.device)
+        run.cfg = replace(cfg, max_iters=plan_steps(cfg, history.seconds_per_step))
+    history.max_iters = run.cfg.max_iters
+
+
+def time_throwaway_steps(run: Run) -> tuple[float, float]:
+    """(seconds of a first step, mean seconds of the next CALIBRATION_STEPS) on throw-away batches.
+
+    The steps run at learning rate 0, so AdamW leaves every weight exactly as it was (a decay
+    factor of 1, an update times 0); their moment estimates are then forgotten, and the
+    GradScaler and random state put back, so the real run starts as if this never happened. The
+    first step (compiling, warming caches) is timed apart."""
+    scaler_state, random_state = run.scaler.state_dict(), rng_state(run.cfg.device)
+    gen = torch.Generator().manual_seed(0)
+    times = []
+    for _ in range(1 + CALIBRATION_STEPS):
         tick = time.perf_counter()
-        loss = one_step(step, batches)
-        synchronize(device)
-        seconds = time.perf_counter() - tick
-        if step == start:  # compile, allocator warm-up: reported apart, not in tokens/s
-            history.first_step_seconds = history.first_step_seconds or seconds
-        else:
-            timed_seconds, timed_steps = timed_seconds + seconds, timed_steps + 1
-        bar.update(1)
-        if step % 10 == 0:
-            bar.set_postfix(loss=f"{loss:.3f}", val=f"{history.val_loss[-1]:.3f}")
-    bar.close()
-    if timed_steps:
-        history.tokens_per_second = tokens_per_step * timed_steps / timed_seconds
-    return history
+        take_step(run, 0.0, gen)
+        synchronize(run.cfg.device)
+        times.append(time.perf_counter() - tick)
+    run.optimizer.state.clear()  # AdamW starts its moments afresh at the first real step
+    if scaler_state:
+        run.scaler.load_state_dict(scaler_state)
+    set_rng_state(random_state, run.cfg.device)
+    return times[0], sum(times[1:]) / CALIBRATION_STEPS
+
+
+def plan_steps(cfg: TrainConfig, seconds_per_step: float) -> int:
+    """How many steps of ``seconds_per_step`` fit in the time budget, at most ``max_iters``.
+    The budget is for training steps; evaluations and checkpoint writes come on top."""
+    return max(1, min(cfg.max_iters, int(cfg.time_budget / max(seconds_per_step, 1e-9))))
+
+
+def evaluate(run: Run, step: int, log: Log) -> bool:
+    """Evaluate both splits, append to the history, log; True when the validation loss is the
+    best so far. Every rank evaluates the same batches (cheap), which keeps the ranks in step."""
+    cfg, history = run.cfg, run.history
+    losses = estimate_loss(
+        run.model,
+        run.data,
+        run.block_size,
+        cfg.eval_batch_size,
+        cfg.eval_iters,
+        cfg.device,
+        cfg.autocast_dtype,
+    )
+    improved = losses["val"] < history.best_val_loss
+    history.steps.append(step)
+    history.train_loss.append(losses["train"])
+    history.val_loss.append(losses["val"])
+    history.lr.append(learning_rate(step, cfg))
+    history.elapsed.append(log.elapsed())
+    log.evaluation(step, losses)
+    return improved
+
+
+def save_best(run: Run, step: int, directory: str | Path, tokenizer: CharTokenizer | None) -> None:
+    """Write the best weights so far (rank 0): what chapter 07 loads and samples from."""
+    if run.ranks.is_main:
+        save_checkpoint(
+            directory,
+            run.model,
+            tokenizer=tokenizer,
+            step=step,
+            history=run.history,
+            train_config=run.cfg,
+        )
+
+
+def save_state(run: Run, step: int, directory: str | Path, tokenizer: CharTokenizer | None) -> None:
+    """Write ``last/``: the weights and everything else a resumed run needs (every rank's random
+    state is gathered; rank 0 writes)."""
+    state = {
+        "step": step,
+        "optimizer": run.optimizer.state_dict(),
+        "scaler": run.scaler.state_dict(),
+        "batches": run.batches.get_state(),
+        "rng": distributed.gather_objects(rng_state(run.cfg.device)),
+    }
+    if run.ranks.is_main:
+        save_training_state(
+            directory,
+            run.model,
+            state,
+            tokenizer=tokenizer,
+            history=run.history,
+            train_config=run.cfg,
+        )
 
 
 def restore(
@@ -584,143 +538,70 @@ def restore(
     return step, History(**meta["history"])
 
 
-def time_throwaway_steps(
-    model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scaler: torch.amp.GradScaler,
-    one_step: Callable[[int, torch.Generator], float],
-    device: str,
-) -> tuple[float, float]:
-    """(seconds of a first step, mean seconds of the next CALIBRATION_STEPS) on throw-away batches.
-    Weights, optimizer, scaler and random state are put back afterwards, so the real run starts as
-    if this never happened; the first step (compiling, warming caches) is timed apart."""
-    saved = (
-        copy.deepcopy(model.state_dict()),
-        copy.deepcopy(optimizer.state_dict()),
-        scaler.state_dict(),
-        rng_state(device),
-    )
-    gen = torch.Generator().manual_seed(0)
-    times = []
-    for _ in range(1 + CALIBRATION_STEPS):
-        tick = time.perf_counter()
-        one_step(0, gen)
-        synchronize(device)
-        times.append(time.perf_counter() - tick)
-    model.load_state_dict(saved[0])
-    optimizer.load_state_dict(saved[1])
-    if saved[2]:
-        scaler.load_state_dict(saved[2])
-    set_rng_state(saved[3], device)
-    return times[0], sum(times[1:]) / CALIBRATION_STEPS
+class Log:
+    """What the run shows: a live bar in a terminal or notebook, one line per evaluation in a log
+    file, nothing on ranks other than 0."""
 
-
-def plan_steps(cfg: TrainConfig, seconds_per_step: float) -> int:
-    """How many steps of ``seconds_per_step`` fit in the time budget, at most ``max_iters``.
-    The budget is for training steps; evaluations and checkpoint writes come on top."""
-    return max(1, min(cfg.max_iters, int(cfg.time_budget / max(seconds_per_step, 1e-9))))
-
-
-def _interactive() -> bool:
-    """True in a terminal or a notebook (show a live bar), False when output goes to a log file."""
-    return sys.stderr.isatty() or in_notebook()
-
-
-# ---------------------------------------------------------------------------------------------
-# command line
-# ---------------------------------------------------------------------------------------------
-
-
-def main(argv: list[str] | None = None) -> History:
-    parser = argparse.ArgumentParser(
-        prog="python -m helpers.train",
-        description="Train the chapter-07 GPT on tiny Shakespeare and write a checkpoint. "
-        "Runs as one process, or as several under `torchrun --nproc_per_node N`.",
-    )
-    parser.add_argument(
-        "--preset",
-        default="gpt",
-        choices=["attention", "gpt"],
-        help="training preset from helpers.train.preset (default: gpt)",
-    )
-    parser.add_argument("--max-iters", type=int, help="override the preset's number of steps")
-    parser.add_argument(
-        "--time-budget",
-        type=float,
-        help="seconds of training steps; fixes the step count (0: no budget)",
-    )
-    parser.add_argument("--eval-interval", type=int, help="steps between evaluations")
-    parser.add_argument("--batch-size", type=int, help="override the batch size (per process)")
-    parser.add_argument("--grad-accum", type=int, help="micro-batches per optimizer step")
-    parser.add_argument("--dropout", type=float, help="override the model's dropout")
-    parser.add_argument(
-        "--device", choices=["cpu", "cuda", "mps"], help="default: the best one found"
-    )
-    parser.add_argument("--out", required=True, help="checkpoint folder to write")
-    parser.add_argument(
-        "--resume", action="store_true", help="continue from the latest state in --out"
-    )
-    parser.add_argument(
-        "--stop-after",
-        type=int,
-        help="stop at this step as a crash would, leaving a state to --resume",
-    )
-    parser.add_argument("--seed", type=int, default=1337)
-    args = parser.parse_args(argv)
-
-    cfg = preset(args.preset, pick_device(args.device))
-    cfg = replace(cfg, device=distributed.setup(cfg.device))
-    overrides = {
-        "max_iters": args.max_iters,
-        "eval_interval": args.eval_interval,
-        "batch_size": args.batch_size,
-        "grad_accum_steps": args.grad_accum,
-    }
-    cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
-    if args.time_budget is not None:
-        cfg = replace(cfg, time_budget=args.time_budget or None)
-    ranks = distributed.current()
-    say = print if ranks.is_main else (lambda *a, **k: None)
-    seed_everything(args.seed)  # the same initial weights on every rank
-    shakespeare = load_splits()
-    shape = {"vocab_size": shakespeare.tokenizer.vocab_size}
-    if args.dropout is not None:
-        shape["dropout"] = args.dropout
-    cfg = replace(cfg, model=replace(cfg.model, **shape))
-    model = GPT(cfg.model)
-    say(
-        f"{model.num_parameters() / 1e6:.2f}M parameters, {ranks.world_size} process(es) x batch "
-        f"{cfg.batch_size}, preset:\n{cfg.describe()}"
-    )
-    try:
-        history = train(
-            model,
-            shakespeare.as_dict(),
-            cfg,
-            checkpoint_dir=args.out,
-            tokenizer=shakespeare.tokenizer,
-            resume=args.resume,
-            seed=args.seed,
-            stop_after=args.stop_after,
+    def __init__(self, run: Run, shown: bool):
+        self.run, self.shown = run, shown
+        self.live = shown and (sys.stderr.isatty() or in_notebook())  # a log file gets lines
+        history, cfg = run.history, run.cfg
+        if shown and cfg.time_budget and history.seconds_per_step and not run.start:
+            print(
+                f"time budget {cfg.time_budget:g} s at {history.seconds_per_step * 1e3:.1f} ms "
+                f"per step (first step {history.first_step_seconds:.1f} s, not counted): "
+                f"{cfg.max_iters} steps"
+            )
+        self.bar = progress_bar(
+            total=cfg.max_iters, desc=cfg.name, initial=run.start, disable=not self.live
         )
-    finally:
-        distributed.teardown()
-    say(
-        f"best val loss {history.best_val_loss:.4f} after {history.elapsed[-1]:.1f}s "
-        f"({history.tokens_per_second:,.0f} tokens/s in training steps, first step "
-        f"{history.first_step_seconds:.2f} s, stopped by {history.stopped_by}); "
-        f"checkpoint in {args.out}"
-    )
-    return history
+        self.clock = time.perf_counter() - (history.elapsed[-1] if history.elapsed else 0.0)
+        self.loss_sum, self.loss_steps = None, 0
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.clock
+
+    def evaluation(self, step: int, losses: dict[str, float]) -> None:
+        self.bar.set_postfix(train=f"{losses['train']:.3f}", val=f"{losses['val']:.3f}")
+        if self.shown and not self.live:
+            history = self.run.history
+            print(
+                f"step {step}/{self.run.cfg.max_iters}: train {losses['train']:.4f}, "
+                f"val {losses['val']:.4f}, lr {history.lr[-1]:.2e}, {history.elapsed[-1]:.0f} s",
+                flush=True,
+            )
+
+    def step(self, loss: torch.Tensor) -> None:
+        """After a step: advance the bar, and every LOG_INTERVAL steps show their mean loss."""
+        self.bar.update(1)
+        if not self.live:
+            return
+        self.loss_sum = loss if self.loss_sum is None else self.loss_sum + loss
+        self.loss_steps += 1
+        if self.loss_steps == LOG_INTERVAL:
+            mean = (self.loss_sum / LOG_INTERVAL).item()
+            self.bar.set_postfix(loss=f"{mean:.3f}", val=f"{self.run.history.val_loss[-1]:.3f}")
+            self.loss_sum, self.loss_steps = None, 0
+
+    def close(self) -> None:
+        self.bar.close()
 
 
-def reference_curve(cfg: TrainConfig) -> dict | None:
-    """The validation curve the course's own run of this preset reached on the reference machine
-    (``helpers/reference/<preset>_<device>.json``, the history of the run stored in chapter 07),
-    or None for a preset nobody has measured yet. Plot it behind a run to see if it is on track."""
-    path = Path(__file__).parent / "reference" / f"{cfg.name}_{cfg.device}.json"
-    return json.loads(path.read_text()) if path.exists() and not cfg.smoke else None
+def report(run: Run, log: Log) -> None:
+    """Close the bar and put the step timings, the precision path and the MFU into the history."""
+    timer, history, cfg = run.timer, run.history, run.cfg
+    timer.pause()
+    log.close()
+    history.first_step_seconds = history.first_step_seconds or timer.first_step_seconds or 0.0
+    history.precision = precision_name(cfg.autocast_dtype)
+    if timer.steps:
+        history.tokens_per_second = run.tokens_per_step * timer.steps / timer.seconds
+        peak, _ = peak_flops(cfg.device, cfg.autocast_dtype)  # one device's peak: per rank
+        per_rank = history.tokens_per_second / run.ranks.world_size
+        history.mfu = mfu(per_rank, model_flops_per_token(run.model, run.block_size), peak)
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # python -m helpers.train, torchrun ... -m helpers.train
+    from helpers.train_cli import main
+
     main()

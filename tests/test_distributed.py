@@ -5,7 +5,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from helpers import distributed
+from helpers import distributed, train_cli
 from helpers import train as train_module
 
 # One step's gradients, from the same model, tokens and batch stream as helpers.train draws them.
@@ -82,7 +82,7 @@ def test_two_processes_train_to_the_weights_of_one_process_with_twice_the_batch(
     monkeypatch.setenv("GPT_COURSE_SMOKE", "1")  # the ranks and the one process alike
     common = ["--preset", "gpt", "--device", "cpu", "--max-iters", "4", "--eval-interval", "2"]
     torchrun(2, "-m", "helpers.train", *common, "--batch-size", "4", "--out", str(tmp_path / "ddp"))
-    train_module.main([*common, "--batch-size", "8", "--out", str(tmp_path / "one")])
+    train_cli.main([*common, "--batch-size", "8", "--out", str(tmp_path / "one")])
     ddp = load_file(tmp_path / "ddp" / "last" / "model.safetensors")
     one = load_file(tmp_path / "one" / "last" / "model.safetensors")
     for name in one:

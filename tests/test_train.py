@@ -3,6 +3,7 @@ faithful resume, the CLI."""
 
 import json
 import math
+import sys
 import time
 from dataclasses import replace
 from itertools import pairwise
@@ -12,6 +13,7 @@ import torch
 from safetensors.torch import load_file
 
 from helpers import train as train_module
+from helpers import train_cli
 from helpers.checkpoint import read_checkpoint_meta
 from helpers.data import get_batch
 from helpers.train import (
@@ -180,7 +182,7 @@ def test_a_crash_mid_run_leaves_the_last_good_checkpoint(
 
 
 def cli(tmp_path, *args):
-    return train_module.main(["--preset", "gpt", "--device", "cpu", "--out", str(tmp_path), *args])
+    return train_cli.main(["--preset", "gpt", "--device", "cpu", "--out", str(tmp_path), *args])
 
 
 def test_stop_and_resume_equals_an_uninterrupted_run(tmp_path, monkeypatch):
@@ -240,7 +242,7 @@ def test_describe_shows_the_chosen_fields_only(cfg):
 
 def test_cli_trains_and_writes_a_loadable_checkpoint(tmp_path, monkeypatch):
     monkeypatch.setenv("GPT_COURSE_SMOKE", "1")
-    history = train_module.main(
+    history = train_cli.main(
         ["--preset", "gpt", "--max-iters", "3", "--device", "cpu", "--out", str(tmp_path)]
     )
     assert (tmp_path / "model.safetensors").exists() and (tmp_path / "config.json").exists()
@@ -250,7 +252,7 @@ def test_cli_trains_and_writes_a_loadable_checkpoint(tmp_path, monkeypatch):
 
 def test_cli_overrides_the_evaluation_interval_and_lifts_the_time_budget(tmp_path, monkeypatch):
     monkeypatch.setenv("GPT_COURSE_SMOKE", "1")
-    history = train_module.main(
+    history = train_cli.main(
         [
             "--preset",
             "gpt",
@@ -325,3 +327,36 @@ def test_evaluation_batch_is_the_single_process_training_batch_of_each_preset(mo
             for device in ("cpu", "cuda"):
                 cfg = preset(name, device)
                 assert cfg.eval_batch_size == cfg.batch_size, (name, device, smoke)
+
+
+def test_steps_never_wait_for_the_device(tokens, monkeypatch, cfg, tiny_gpt):
+    """The loss stays on the device and the clock is read only around stretches of steps: twice
+    the steps with the same number of evaluations make no more .item() calls or synchronizes."""
+    counts = {"item": 0, "synchronize": 0}
+    real_item, real_synchronize = torch.Tensor.item, train_module.synchronize
+
+    def counted_item(tensor):
+        if sys._getframe(1).f_globals.get("__name__", "").startswith("helpers"):
+            counts["item"] += 1
+        return real_item(tensor)
+
+    def counted_synchronize(device):
+        counts["synchronize"] += 1
+        real_synchronize(device)
+
+    monkeypatch.setattr(torch.Tensor, "item", counted_item)
+    monkeypatch.setattr(train_module, "synchronize", counted_synchronize)
+    seen = []
+    for steps in (10, 20):
+        counts.update(item=0, synchronize=0)
+        run = replace(cfg, max_iters=steps, eval_interval=steps // 2)
+        history = train(tiny_gpt(), tokens, run, progress=False)
+        assert history.steps == [0, steps // 2, steps]
+        seen.append(dict(counts))
+    assert seen[0] == seen[1], seen
+    assert seen[0]["item"] == 3 * 2  # one per split at each of the 3 evaluations
+
+
+def test_every_run_reports_its_mfu_and_precision(tokens, cfg, tiny_gpt):
+    history = train(tiny_gpt(), tokens, replace(cfg, max_iters=4), progress=False)
+    assert history.precision == "fp32" and 0 < history.mfu < 1
