@@ -130,7 +130,7 @@ def choose_precision(device: str | Device, *, cpu_bf16: bool = False) -> Precisi
         return _cuda(dev)
     if dev.kind == "mps":
         return Precision(
-            None, False, False, "MPS: fp32 (bf16/fp16 autocast and compile are unreliable there)"
+            None, False, False, "Apple MPS, where bf16/fp16 autocast and compile are unreliable"
         )
     if cpu_bf16 and dev.cpu_bf16:
         return Precision(
@@ -141,8 +141,8 @@ def choose_precision(device: str | Device, *, cpu_bf16: bool = False) -> Precisi
         None,
         False,
         False,
-        f"CPU: fp32, compile off (this CPU {hardware} bf16 hardware; chapter 10 measured "
-        "bf16 and compile within noise of fp32 on a CPU that has it)",
+        f"a CPU (this one {hardware} bf16 hardware); on one that has it, chapter 10 measured "
+        "bf16 and compile within noise of fp32, so the CPU runs stay fp32",
     )
 
 
