@@ -17,6 +17,7 @@ from dataclasses import replace
 import torch
 
 from helpers.data import load_splits
+from helpers.mfu import describe_mfu, mfu, model_flops_per_token, peak_flops
 from helpers.model import GPT
 from helpers.settings import hardware
 from helpers.train import preset
@@ -56,8 +57,18 @@ def main() -> None:
         f"{args.new_tokens} new tokens after a {args.prompt}-token prompt, "
         f"{shape.n_layer}x{shape.n_head}x{shape.n_embd} GPT"
     )
-    print(f"KV cache:   {t_cached:7.2f} s ({args.new_tokens / t_cached:6.1f} tokens/s)")
-    print(f"recompute:  {t_recomputed:7.2f} s ({args.new_tokens / t_recomputed:6.1f} tokens/s)")
+    # MFU counts the useful work only: one forward pass per new token (a third of a training
+    # step's 6N + 12LTd, at the longest context reached), however much the recompute path redoes
+    context = args.prompt + args.new_tokens
+    forward_flops = model_flops_per_token(model, context) / 3
+    peak, source = peak_flops("cpu")
+    for label, seconds in (("KV cache:  ", t_cached), ("recompute: ", t_recomputed)):
+        rate = args.new_tokens / seconds
+        print(
+            f"{label} {seconds:7.2f} s ({rate:6.1f} tokens/s, "
+            f"{describe_mfu(mfu(rate, forward_flops, peak))})"
+        )
+    print(f"(MFU over the {source}, {peak / 1e9:.0f} GFLOP/s)")
     same = torch.equal(cached, recomputed)
     print(f"speed-up:   {t_recomputed / t_cached:7.1f}x, identical tokens: {same}")
 

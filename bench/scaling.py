@@ -1,10 +1,12 @@
 """Chapter 10's table: the same model trained for a fixed number of steps with one speed-up
 switched on per row, measured in one run. Each row runs in a fresh process (so compile caches
 and peak memory do not leak between rows) and prints tokens/s of the training steps alone (no
-evaluation, no first step; the GPU synchronised before each clock read), peak memory, the ratio to
-the first row and the time of the first step (which includes compiling). Peak memory is
-``torch.cuda.max_memory_allocated`` on a GPU; on a CPU it is the whole process's peak resident
-set (Python, torch and the data included), so read it as an upper bound, not the model's share.
+evaluation, no first step; the GPU synchronised before each clock read) with its model FLOPs
+utilisation (``helpers.mfu``: a datasheet peak on a GPU, a matmul probe on a CPU), peak
+memory, the ratio to the first row and the time of the first step (which includes compiling).
+Peak memory is ``torch.cuda.max_memory_allocated`` on a GPU; on a CPU it is the whole process's
+peak resident set (Python, torch and the data included), so read it as an upper bound, not the
+model's share.
 
 Each row adds its switch to the best configuration so far, and keeps it only if it was faster:
 on hardware where a switch hurts (bf16 on a CPU without bf16 instructions) the later rows are
@@ -78,6 +80,7 @@ def run_row(device: str, steps: int, settings: dict) -> dict:
     )
     return {
         "tokens_per_second": history.tokens_per_second,
+        "mfu": history.mfu,
         "peak_bytes": peak,
         "first_step_seconds": history.first_step_seconds,
         "final_loss": history.train_loss[-1],

@@ -16,6 +16,7 @@ from dataclasses import replace
 import torch
 
 from helpers.data import get_batch, load_splits
+from helpers.mfu import describe_mfu, mfu, model_flops_per_token, peak_flops
 from helpers.model import GPT
 from helpers.settings import hardware
 from helpers.train import TrainConfig, autocast_context, make_optimizer, preset
@@ -23,9 +24,10 @@ from helpers.train import TrainConfig, autocast_context, make_optimizer, preset
 
 def tokens_per_second(
     cfg: TrainConfig, tokens: torch.Tensor, steps: int, fused: bool = True, dtype: str | None = None
-) -> float:
+) -> tuple[float, float]:
     """Full training steps (forward, backward, AdamW) on one batch of ``tokens``, after 3 warm-up
-    steps. Nothing but training steps is inside the timed loop (no evaluation, no data loading)."""
+    steps. Nothing but training steps is inside the timed loop (no evaluation, no data loading).
+    Returns (tokens/s, the model's training FLOPs per token)."""
     torch.manual_seed(0)
     model = GPT(replace(cfg.model, fused_attention=fused))
     optimizer = make_optimizer(model, cfg)
@@ -40,7 +42,8 @@ def tokens_per_second(
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-    return steps * x.numel() / (time.perf_counter() - start)
+    seconds = time.perf_counter() - start
+    return steps * x.numel() / seconds, model_flops_per_token(model, cfg.block_size)
 
 
 def main() -> None:
@@ -70,9 +73,14 @@ def main() -> None:
     print(f"{hardware()}, {torch.get_num_threads()} threads, {args.steps} steps per row\n")
     first = None
     for label, cfg, fused, dtype in rows:
-        tps = tokens_per_second(cfg, shakespeare.train, args.steps, fused, dtype)
+        tps, flops = tokens_per_second(cfg, shakespeare.train, args.steps, fused, dtype)
+        peak, _ = peak_flops("cpu", dtype)  # this CPU's matmul probe in the row's precision
         first = first or tps
-        print(f"{label:<52} {tps:>10,.0f} tokens/s   {tps / first:5.2f}x")
+        print(
+            f"{label:<52} {tps:>10,.0f} tokens/s  {describe_mfu(mfu(tps, flops, peak)):>8}"
+            f"  {tps / first:5.2f}x"
+        )
+    print("(MFU: 6N + 12LTd FLOPs per token over a matmul probe of this CPU in the same run)")
 
 
 if __name__ == "__main__":

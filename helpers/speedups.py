@@ -17,8 +17,9 @@ page, and ``conclusions()`` turns them into sentences::
 
 A row is a dict as ``bench/scaling.py`` writes it: ``label``, ``switch`` (the setting the row
 adds: ``None`` for the first row, ``"compile"``, ``"ddp"``, ...), ``processes``,
-``tokens_per_second``, ``ratio`` (to the first row), ``seconds_per_step`` (steady, first step
-excluded), ``first_step_seconds`` (compiling included), ``peak_bytes`` and ``kept``.
+``tokens_per_second``, ``mfu`` (model FLOPs utilisation; None or absent where unknown),
+``ratio`` (to the first row), ``seconds_per_step`` (steady, first step excluded),
+``first_step_seconds`` (compiling included), ``peak_bytes`` and ``kept``.
 """
 
 from __future__ import annotations
@@ -113,17 +114,19 @@ def table_header(device: str) -> str:
     """The column titles of the speed-up table (peak memory is the allocator's on a GPU, the
     process's resident set on a CPU)."""
     memory = "peak alloc" if device == "cuda" else "peak RSS"
-    return f"{'':<36}{'tokens/s':>9}{'ratio':>7}{memory:>11}{'first step':>12}"
+    return f"{'':<36}{'tokens/s':>9}{'MFU':>5}{'ratio':>6}{memory:>11}{'first step':>11}"
 
 
 def table_row(row: dict) -> str:
     """One measured row of ``bench/scaling.py``, at most 88 characters: tokens/s after the first
-    step, the ratio to the first row, peak memory, the first step's time (compiling included)
-    and whether the switch was kept."""
+    step, the model FLOPs utilisation (``helpers.mfu``; "?" where the peak is unknown or the row
+    was stored before MFU was measured), the ratio to the first row, peak memory, the first
+    step's time (compiling included) and whether the switch was kept."""
     verdict = "" if row["switch"] in (None, "ddp") else "kept" if row["kept"] else "left off"
+    mfu = "?" if row.get("mfu") is None else f"{row['mfu']:.0%}"
     return (
-        f"{row['label']:<36}{row['tokens_per_second']:>9,.0f}{row['ratio']:>6.2f}x"
-        f"{row['peak_bytes'] / 2**20:>7,.0f} MiB{row['first_step_seconds']:>11.1f}s"
+        f"{row['label']:<36}{row['tokens_per_second']:>9,.0f}{mfu:>5}{row['ratio']:>5.2f}x"
+        f"{row['peak_bytes'] / 2**20:>7,.0f} MiB{row['first_step_seconds']:>10.1f}s"
         f"  {verdict}".rstrip()
     )
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers.speedups import HardwareFeatures, conclusions, cpu_features, table
+from helpers.speedups import HardwareFeatures, conclusions, cpu_features, table, table_row
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKENS_PER_STEP = 32 * 64
@@ -172,10 +172,11 @@ def test_the_table_fits_a_page_and_keeps_every_column():
     }
     lines = table(measured).splitlines()
     assert max(len(line) for line in lines) <= 88
+    assert "  46% " in table_row({**measured["rows"][0], "mfu": 0.46})
     assert lines[1] == "preset 2x4x128, context 64, batch 32; 40 steps per row"
-    assert lines[3].split() == ["tokens/s", "ratio", "peak", "RSS", "first", "step"]
-    assert " ".join(lines[4].split()) == "explicit attention, fp32 26,620 1.00x 500 MiB 0.2s"
-    assert lines[6].endswith("1,664  0.06x    500 MiB        1.6s  left off")
+    assert lines[3].split() == ["tokens/s", "MFU", "ratio", "peak", "RSS", "first", "step"]
+    assert " ".join(lines[4].split()) == "explicit attention, fp32 26,620 ? 1.00x 500 MiB 0.2s"
+    assert lines[6].endswith("1,664    ? 0.06x    500 MiB       1.6s  left off")
     assert lines[7].endswith("17.5s  kept")
     assert lines[9].startswith("DDP, 2 processes") and lines[9].endswith("18.5s")
 
