@@ -119,9 +119,14 @@ class GPTConfig:
     # how attention is computed, not what: True calls PyTorch's fused kernel (flash attention
     # where the hardware has it), False spells the maths out; both give the same numbers
     fused_attention: bool = True
+    # GPT-2's tanh approximation of GELU ("gelu_new"), which a model must keep to equal Hugging
+    # Face's GPT-2; "erf" is the exact GELU, PyTorch's default (nanoGPT uses it)
+    gelu: str = "tanh"
 
     def __post_init__(self):
         check_heads(self.n_embd, self.n_head)
+        if self.gelu not in ("tanh", "erf"):
+            raise ValueError(f"gelu must be 'tanh' (GPT-2's) or 'erf' (exact), got {self.gelu!r}")
         if self.vocab_size < 1 or self.block_size < 1 or self.n_layer < 0:
             raise ValueError(f"vocab_size, block_size must be >= 1 and n_layer >= 0: {self}")
 
@@ -230,7 +235,7 @@ class FeedForward(nn.Module):
     def __init__(self, config: GPTConfig):
         super().__init__()
         self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
-        self.gelu = nn.GELU(approximate="tanh")  # GPT-2's "gelu_new"
+        self.gelu = nn.GELU(approximate="tanh" if config.gelu == "tanh" else "none")
         self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
         self.dropout = nn.Dropout(config.dropout)
 
@@ -420,6 +425,7 @@ class GPT(nn.Module):
             n_embd=hf.n_embd,
             dropout=0.0,
             bias=True,
+            gelu="tanh",
         )
         model = cls(config)
         ours = model.state_dict()

@@ -243,3 +243,14 @@ def test_inputs_longer_than_the_context_are_a_clear_error(tiny_gpt):
     model = tiny_gpt(block_size=8)
     with pytest.raises(ValueError, match="context window of 8"):
         model(torch.zeros((1, 9), dtype=torch.long))
+
+
+def test_gelu_is_a_config_field_tanh_by_default(tiny_config):
+    """tanh is GPT-2's (and Hugging Face's) GELU; erf is the exact one, PyTorch's default."""
+    x = torch.linspace(-4, 4, 101)
+    tanh = GPT(tiny_config()).transformer.h[0].mlp.gelu
+    erf = GPT(tiny_config(gelu="erf")).transformer.h[0].mlp.gelu
+    assert torch.equal(tanh(x), torch.nn.functional.gelu(x, approximate="tanh"))
+    assert torch.equal(erf(x), torch.nn.functional.gelu(x))
+    with pytest.raises(ValueError, match="gelu must be 'tanh'"):
+        tiny_config(gelu="relu")
