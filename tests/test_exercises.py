@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from helpers import exercises
-from helpers.exercises import ch01, ch02, ch03, ch04, ch05, ch06, ch07, ch08, ch09, ch10
+from helpers.exercises import ch01, ch02, ch03, ch04, ch05, ch06, ch07, ch08, ch09, ch10, ch11
 from helpers.exercises.verdict import VERDICT_WIDTH
 from helpers.model import GPT, GPTConfig
 
@@ -149,6 +149,112 @@ def survives(value, dtype):
     return math.isfinite(stored) and abs(stored - value) <= 0.1 * abs(value)
 
 
+# --- right answers to the exercises that build a large piece -----------------------------------
+
+
+def count_bigrams(data, vocab_size):
+    counts = torch.zeros(vocab_size, vocab_size)
+    for a, b in zip(data[:-1].tolist(), data[1:].tolist(), strict=True):
+        counts[a, b] += 1
+    return counts
+
+
+def accumulated_step(model, optimizer, x, y, k, divide=True, step_inside=False):
+    losses = []
+    for xs, ys in zip(x.chunk(k), y.chunk(k), strict=True):
+        _, loss = model(xs, ys)
+        (loss / k if divide else loss).backward()
+        losses.append(loss.item())
+        if step_inside:
+            optimizer.step()
+    optimizer.step()
+    optimizer.zero_grad()
+    return sum(losses) / k
+
+
+class MultiHeadAttention(nn.Module):
+    """Chapter 05's exercise: causal multi-head attention with GPT-2's c_attn and c_proj."""
+
+    def __init__(self, n_embd, n_head, block_size, **mistake):
+        super().__init__()
+        self.c_attn, self.c_proj = nn.Linear(n_embd, 3 * n_embd), nn.Linear(n_embd, n_embd)
+        self.n_head, self.mistake = n_head, mistake
+
+    def forward(self, x):
+        return ch05._attention_variant(x, self.c_attn, self.c_proj, self.n_head, **self.mistake)
+
+
+def attention_with(**mistake):
+    return lambda n_embd, n_head, block_size: MultiHeadAttention(
+        n_embd, n_head, block_size, **mistake
+    )
+
+
+class PreNormBlock(nn.Module):
+    """Chapter 06's exercise: GPT-2's pre-norm block, or one of its known mistakes."""
+
+    def __init__(self, config, kind="right"):
+        from helpers.model import CausalSelfAttention, FeedForward
+
+        super().__init__()
+        self.ln_1, self.attn = nn.LayerNorm(config.n_embd), CausalSelfAttention(config)
+        self.ln_2, self.mlp = nn.LayerNorm(config.n_embd), FeedForward(config)
+        self.kind = kind
+
+    def forward(self, x):
+        if self.kind == "right":
+            x = x + self.attn(self.ln_1(x))
+            return x + self.mlp(self.ln_2(x))
+        return ch06._block_variant(self, x, self.kind)
+
+
+def block_of(kind):
+    return lambda config: PreNormBlock(config, kind)
+
+
+def helpers_loop(model, data, cfg):
+    from helpers.train import train
+
+    train(model, data, cfg, progress=False)
+
+
+def loop_with(**mistake):
+    return lambda model, data, cfg: ch07._reference_loop(model, data, cfg, **mistake)
+
+
+class GPTWithoutFinalNorm(GPT):
+    def __init__(self, config):
+        super().__init__(config)
+        self.transformer.ln_f = nn.Identity()
+
+
+class LogitsOnlyGPT(GPT):
+    def forward(self, idx, targets=None):
+        return super().forward(idx, targets)[0]
+
+
+def build_check(answer):
+    """Chapter 07's check takes a model class and a loop; a stub or crash stands for both."""
+    if isinstance(answer, tuple):
+        return ch07.check_gpt_and_loop(*answer)
+    return ch07.check_gpt_and_loop(answer, answer)
+
+
+def repeat_kv(k, groups):
+    return k.repeat_interleave(groups, dim=1)
+
+
+def kv_bytes(config, n_tokens, bytes_per_number):
+    head_size = config.n_embd // config.n_head
+    return 2 * config.n_layer * config.n_kv_head * head_size * n_tokens * bytes_per_number
+
+
+def llama_config():
+    from helpers.llama import LlamaConfig
+
+    return LlamaConfig(vocab_size=64, n_layer=2, n_embd=32, n_head=4, n_kv_head=2)
+
+
 # --- the cases ---------------------------------------------------------------------------------
 
 
@@ -184,16 +290,6 @@ CASES = {
             lambda d, bs, n: [d[:bs]] * n,
             lambda d, bs, n: tuple(t.float() for t in get_batch(d, bs, n)),
             lambda d, bs, n: get_batch(d, bs, n) + (None,),
-        ],
-    ),
-    "ex-02-uniform": Case(
-        ch02.check_uniform_loss,
-        lambda V: -math.log(1 / V),
-        [lambda V: 0.0, lambda V: 1 / V, lambda V: math.log2(V)],
-        [
-            lambda V: f"{math.log(V)}",
-            lambda V: [math.log(V)],
-            lambda V: torch.full((2,), math.log(V)),
         ],
     ),
     "ex-02-greedy": Case(
@@ -420,16 +516,6 @@ CASES = {
             lambda pc, pr, rc, rr: ((pc - rc) - (pr - rr) > 0).all(),
         ],
     ),
-    "ex-10-batch": Case(
-        ch10.check_effective_batch,
-        lambda b, a, n: b * a * n,
-        [lambda b, a, n: b, lambda b, a, n: b * a],
-        [
-            lambda b, a, n: str(b * a * n),
-            lambda b, a, n: (b, a, n),
-            lambda b, a, n: torch.tensor([b, a, n]),
-        ],
-    ),
     "ex-10-formats": Case(
         ch10.check_survives,
         survives,
@@ -439,6 +525,68 @@ CASES = {
             lambda value, dtype: torch.tensor(value).to(dtype),
             lambda value, dtype: [survives(value, dtype)],
         ],
+    ),
+    "ex-02-counts": Case(
+        ch02.check_count_bigrams,
+        count_bigrams,
+        [
+            lambda d, V: count_bigrams(d, V).T,
+            lambda d, V: count_bigrams(torch.cat([d, d[:1]]), V),
+            lambda d, V: torch.ones(V, V),
+        ],
+        [lambda d, V: count_bigrams(d, V).tolist(), lambda d, V: count_bigrams(d, V)[0]],
+    ),
+    "ex-05-mha": Case(
+        ch05.check_multi_head_attention,
+        attention_with(),
+        [
+            attention_with(causal=False),
+            attention_with(scale_by="embd"),
+            attention_with(split="tokens"),
+            lambda n_embd, n_head, block_size: nn.Identity(),
+        ],
+        [
+            lambda *a: "attention",
+            lambda n_embd, n_head, block_size: nn.Linear(n_embd, n_embd),
+        ],
+    ),
+    "ex-06-block": Case(
+        ch06.check_pre_norm_block,
+        block_of("right"),
+        [block_of("post-norm"), block_of("no residual"), block_of("ln_1 twice")],
+        [lambda config: "block", lambda config: nn.LayerNorm(config.n_embd)],
+    ),
+    "ex-07-build": Case(
+        build_check,
+        (GPT, helpers_loop),
+        [
+            (GPT, loop_with(default_betas=True)),
+            (GPT, loop_with(no_clip=True)),
+            (GPT, lambda model, data, cfg: None),
+            (GPTWithoutFinalNorm, helpers_loop),
+        ],
+        [(lambda config: "gpt", helpers_loop), (LogitsOnlyGPT, helpers_loop)],
+    ),
+    "ex-10-accum": Case(
+        ch10.check_accumulated_step,
+        accumulated_step,
+        [
+            lambda *a: accumulated_step(*a, divide=False),
+            lambda *a: accumulated_step(*a, step_inside=True),
+        ],
+        [lambda *a: [accumulated_step(*a)], lambda *a: "loss"],
+    ),
+    "ex-11-repeat-kv": Case(
+        ch11.check_repeat_kv,
+        repeat_kv,
+        [lambda k, g: k.repeat(1, g, 1, 1), lambda k, g: torch.randn_like(repeat_kv(k, g))],
+        [lambda k, g: repeat_kv(k, g).tolist(), lambda k, g: k],
+    ),
+    "ex-11-kv-bytes": Case(
+        lambda fn: ch11.check_kv_cache_bytes(fn, llama_config()),
+        kv_bytes,
+        [lambda c, n, b: kv_bytes(c, n, b) // 2, lambda c, n, b: kv_bytes(c, n, b) * 2],
+        [lambda c, n, b: f"{kv_bytes(c, n, b)} bytes", lambda c, n, b: float("nan")],
     ),
 }
 
@@ -454,7 +602,7 @@ def answers(case: Case):
 
 def test_every_check_has_a_case_and_labels_follow_the_chapters():
     checks = exercises.all_checks()
-    assert list(checks) == list(CASES)
+    assert sorted(checks) == sorted(CASES)
     for label, check in checks.items():
         chapter = label.split("-")[1]
         assert check.label == label and check.__module__ == f"helpers.exercises.ch{chapter}"
@@ -486,8 +634,8 @@ def test_only_the_right_answer_gets_a_tick_and_no_answer_makes_a_check_raise(lab
 
 def test_a_grader_collects_verdicts_by_label_the_last_one_winning(capsys):
     exercises.clear_results()
-    ch10.check_effective_batch(lambda b, a, n: b)
-    ch10.check_effective_batch(lambda b, a, n: b * a * n)
+    ch11.check_repeat_kv(lambda k, groups: k)
+    ch11.check_repeat_kv(repeat_kv)
     ch10.check_survives(stub)
-    assert exercises.results() == {"ex-10-batch": True, "ex-10-formats": False}
+    assert exercises.results() == {"ex-11-repeat-kv": True, "ex-10-formats": False}
     assert exercises.verdicts_in(capsys.readouterr().out) == exercises.results()

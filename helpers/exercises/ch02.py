@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING
 
 import torch
 
 from helpers.exercises.verdict import (
     Verdict,
-    as_number,
     call,
     describe,
     device_of,
@@ -21,23 +19,6 @@ from helpers.exercises.verdict import (
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
-
-
-@exercise("ex-02-uniform", expects="one number, the cross-entropy")
-def check_uniform_loss(uniform_loss: Callable[..., Any]) -> Verdict:
-    """``uniform_loss(V)`` should be the cross-entropy of a guess that gives each token 1/V."""
-    for vocab_size in (2, 65, 50257):
-        answer = call(uniform_loss, vocab_size)
-        got = as_number(answer)
-        if got is None:
-            return failed(f"uniform_loss({vocab_size}) returned {describe(answer)}, not a number")
-        if not abs(got - math.log(vocab_size)) < 1e-6:
-            return failed(
-                f"uniform_loss({vocab_size}) gave {got:.4f}",
-                f"a uniform guess gives the right token probability 1/{vocab_size}; "
-                "the loss is minus the log of that probability",
-            )
-    return passed("uniform_loss(V) = ln V for V = 2, 65 and 50,257")
 
 
 def last_logits(model: torch.nn.Module, idx: torch.Tensor) -> torch.Tensor:

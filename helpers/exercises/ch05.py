@@ -113,6 +113,11 @@ def check_multi_head_attention(layer_class: Callable[..., Any]) -> Verdict:
     for n_embd, n_head, block_size, T in ((16, 4, 8, 8), (12, 1, 6, 5), (24, 6, 10, 7)):
         made = f"MyMultiHeadAttention({n_embd}, {n_head}, {block_size})"
         layer = call(layer_class, n_embd, n_head, block_size)
+        if not isinstance(layer, torch.nn.Module):
+            return failed(
+                f"{made} returned {describe(layer)}, not an nn.Module",
+                "subclass nn.Module and call super().__init__() first",
+            )
         torch.manual_seed(n_embd)
         config = GPTConfig(n_embd=n_embd, n_head=n_head, block_size=block_size)
         reference = CausalSelfAttention(config).eval()

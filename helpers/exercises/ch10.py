@@ -9,7 +9,6 @@ import torch
 
 from helpers.exercises.verdict import (
     Verdict,
-    as_count,
     as_number,
     as_truth,
     call,
@@ -22,22 +21,6 @@ from helpers.exercises.verdict import (
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
-
-
-@exercise("ex-10-batch", expects="a whole number of sequences")
-def check_effective_batch(effective_batch: Callable[..., Any]) -> Verdict:
-    """``effective_batch(batch_size, grad_accum_steps, n_processes)``: sequences per step."""
-    for args, want in (((32, 1, 1), 32), ((32, 4, 1), 128), ((16, 2, 8), 256)):
-        answer = call(effective_batch, *args)
-        got = as_count(answer)
-        if got is None:
-            return failed(f"effective_batch{args} returned {describe(answer)}, not a whole number")
-        if got != want:
-            return failed(
-                f"effective_batch{args} gave {got}, want {want}",
-                "every process accumulates its own micro-batches before the step",
-            )
-    return passed("effective batch = batch_size x grad_accum_steps x n_processes")
 
 
 @exercise("ex-10-formats", expects="True or False")
@@ -89,7 +72,10 @@ def check_accumulated_step(accumulated_step: Callable[..., Any]) -> Verdict:
         want_step = parameters_to_vector(reference.parameters()).detach() - start
         their_step = parameters_to_vector(learner.parameters()).detach() - start
         if their_step.abs().max() == 0:
-            return failed(f"with k = {k} the weights did not change", "call optimizer.step()")
+            returned = f" and it returned {describe(got)}" if got is None else ""
+            return failed(
+                f"with k = {k} the weights did not change{returned}", "call optimizer.step()"
+            )
         error = (their_step - want_step).abs().max().item()
         if error > 1e-6:
             ratio = their_step.norm().item() / want_step.norm().item()
