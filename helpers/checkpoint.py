@@ -19,12 +19,13 @@ repeats them for people to read. Every file is written atomically (a crash leave
 from __future__ import annotations
 
 import json
+import pickle
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from helpers.atomic_io import atomic_path, atomic_write_text
@@ -76,8 +77,11 @@ def read_checkpoint_meta(directory: str | Path) -> dict:
             f"no checkpoint in {directory}: {path.name} is missing. Train one "
             f"with `python -m helpers.train --out {directory}`."
         )
-    with safe_open(path, framework="pt") as f:
-        meta = (f.metadata() or {}).get("course_checkpoint")
+    try:
+        with safe_open(path, framework="pt") as f:
+            meta = (f.metadata() or {}).get("course_checkpoint")
+    except SafetensorError as err:
+        raise damaged(path, err) from err
     if meta is None:
         raise ValueError(f"{path} was not written by helpers.checkpoint.save_checkpoint")
     return json.loads(meta)
@@ -102,11 +106,38 @@ def load_checkpoint(
             f"the checkpoint in {directory} does not fit this model: "
             + ", ".join(f"{k} is {a} there but {b} here" for k, (a, b) in diff.items())
         )
-    state = load_file(Path(directory) / "model.safetensors")
+    path = Path(directory) / "model.safetensors"
+    try:
+        state = load_file(path)
+    except SafetensorError as err:
+        raise damaged(path, err) from err
     state["lm_head.weight"] = state["transformer.wte.weight"]
     model.load_state_dict(state)
     tokenizer = CharTokenizer.from_json(meta["tokenizer"]) if meta["tokenizer"] else None
     return model.to(device), tokenizer
+
+
+def damaged(path: Path, err: Exception) -> ValueError:
+    """The error for a checkpoint file that cannot be read, naming it and what is still good."""
+    run = path.parent.parent if path.parent.name == LAST else path.parent
+    good = [
+        str(folder)
+        for folder in (run, run / LAST)
+        if folder != path.parent and (folder / "model.safetensors").exists()
+    ]
+    keep = (
+        f"the other weights of this run, {' and '.join(good)}, are separate files: load them "
+        f"with load_checkpoint(...)"
+        if good
+        else "no other weights of this run were found"
+    )
+    return ValueError(
+        f"{path} is damaged and cannot be read ({err}). Saves are atomic (a crash while "
+        f"saving keeps the previous file whole), so the file was most likely cut short while "
+        f"copied or on a full disk. Nothing was changed; {keep}, or train again with "
+        f"`python -m helpers.train --out {run}` (add --resume to continue from last/ when "
+        f"it is intact), which replaces the damaged file."
+    )
 
 
 def save_training_state(directory: str | Path, model: GPT, state: dict, **meta) -> Path:
@@ -134,7 +165,10 @@ def load_training_state(directory: str | Path, model: GPT) -> tuple[dict, dict]:
             f"cannot resume: {state_path} is missing (the weights alone do not "
             f"say where the optimizer and the random streams were)"
         )
-    state = torch.load(state_path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(state_path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, pickle.UnpicklingError) as err:
+        raise damaged(state_path, err) from err
     if state["step"] != meta["step"]:
         raise ValueError(
             f"cannot resume from {last}: {STATE_FILE} is from step {state['step']} "

@@ -278,6 +278,11 @@ class Transformer(nn.Module):
 
     def embed(self, idx: torch.Tensor, start: int = 0) -> torch.Tensor:
         """Token plus position embeddings of ``idx`` (B, T) at positions start .. start + T - 1."""
+        if idx.dim() != 2:
+            raise ValueError(
+                f"idx must be (batch, time) token ids, got shape {tuple(idx.shape)}; "
+                f"one sequence is idx[None] (shape (1, T))"
+            )
         T = idx.shape[1]
         if start + T > self.config.block_size:
             raise ValueError(
@@ -285,7 +290,16 @@ class Transformer(nn.Module):
                 f"crop the input to its last {self.config.block_size} tokens"
             )
         pos = torch.arange(start, start + T, device=idx.device)  # (T,)
-        return self.drop(self.wte(idx) + self.wpe(pos))  # (B, T, C)
+        if idx.dtype not in (torch.long, torch.int):
+            raise TypeError(
+                f"token ids must be integers (torch.long), got {idx.dtype}; encode text with "
+                f"the tokenizer, e.g. torch.tensor([tokenizer.encode(text)])"
+            )
+        try:
+            tokens = self.wte(idx)
+        except IndexError as err:  # checked only on failure: no extra work per step
+            raise ValueError(bad_token_message(idx, self.config.vocab_size)) from err
+        return self.drop(tokens + self.wpe(pos))  # (B, T, C)
 
     def forward(self, idx: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
         """With a ``cache`` (from :meth:`GPT.generate`) ``idx`` holds only the tokens after the
@@ -366,6 +380,8 @@ class GPT(nn.Module):
         cache is rebuilt from the cropped window at every step, so cached and uncached runs see
         exactly the same inputs (and, with the same generator, pick the same tokens)."""
         check_prompt(idx)
+        if not isinstance(max_new_tokens, int) or max_new_tokens < 0:
+            raise ValueError(f"max_new_tokens must be a whole number >= 0, got {max_new_tokens!r}")
         was_training = self.training
         self.eval()
         cache = None
@@ -461,6 +477,18 @@ class GPT(nn.Module):
 def count_parameters(model: nn.Module) -> int:
     """The number of numbers a model learns. ``parameters()`` yields a shared (tied) tensor once."""
     return sum(p.numel() for p in model.parameters())
+
+
+def bad_token_message(idx: torch.Tensor, vocab_size: int) -> str:
+    """Which token id is outside 0 .. vocab_size - 1, where, and what to do about it."""
+    bad = ((idx < 0) | (idx >= vocab_size)).nonzero()[0].tolist()  # first (row, position)
+    value = idx[tuple(bad)].item()
+    return (
+        f"token id {value} at (row {bad[0]}, position {bad[1]}) is outside this model's "
+        f"vocabulary of {vocab_size} ids (0 to {vocab_size - 1}): encode the text with the "
+        f"tokenizer the model was built for, or build the model with "
+        f"GPTConfig(vocab_size=tokenizer.vocab_size)"
+    )
 
 
 def check_prompt(idx: torch.Tensor) -> None:

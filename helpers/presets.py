@@ -16,7 +16,7 @@ from pathlib import Path
 from helpers.describe import Describable
 from helpers.model import GPTConfig
 from helpers.precision import Device, choose_precision
-from helpers.settings import pick_device, smoke_mode
+from helpers.settings import DEVICES, pick_device, smoke_mode
 
 __all__ = ["TrainConfig", "preset", "reference_curve", "gpu_class", "GPU_ESTIMATES"]
 
@@ -65,11 +65,43 @@ class TrainConfig(Describable):
                 "whole context) or context_length=... (a model without a GPTConfig), "
                 "not both and not neither"
             )
+        counts = (
+            "batch_size",
+            "eval_batch_size",
+            "eval_interval",
+            "eval_iters",
+            "grad_accum_steps",
+        )
+        wrong = [f"{k}={getattr(self, k)!r}" for k in counts if not _count(getattr(self, k), 1)]
+        wrong += [f"max_iters={self.max_iters!r}"] if not _count(self.max_iters, 0) else []
+        if wrong:
+            raise ValueError(
+                f"{', '.join(wrong)}: batch sizes, intervals and counts must be whole numbers "
+                f">= 1 (max_iters >= 0)"
+            )
+        if not (self.learning_rate >= 0 and self.min_lr >= 0):
+            raise ValueError(
+                f"learning rates must be >= 0, got learning_rate={self.learning_rate}, "
+                f"min_lr={self.min_lr}"
+            )
+        if self.autocast_dtype not in (None, "bfloat16", "float16"):
+            raise ValueError(
+                f"autocast_dtype must be 'bfloat16', 'float16' or None (fp32), got "
+                f"{self.autocast_dtype!r}"
+            )
+        if self.time_budget is not None and not self.time_budget > 0:
+            raise ValueError(
+                f"time_budget must be a positive number of seconds or None, got {self.time_budget}"
+            )
 
     @property
     def block_size(self) -> int:
         """Tokens per training sequence."""
         return self.model.block_size if self.model is not None else self.context_length
+
+
+def _count(value: object, least: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= least
 
 
 # Full-mode presets on a CPU (2 cores is the reference machine). Each chapter's preset is small
@@ -172,8 +204,10 @@ def preset(name: str, device: str | None = None) -> TrainConfig:
     """The training config for chapter preset ``name`` on ``device`` (default: the best one
     found), shrunk in smoke mode. Print it with ``print(cfg.describe())``."""
     device = device or pick_device()
+    if not isinstance(device, str) or device.split(":")[0] not in DEVICES:
+        raise ValueError(f"unknown device {device!r}: choose one of {', '.join(DEVICES)}")
     table = _GPU if device.startswith("cuda") else _CPU
-    if name not in table:
+    if not isinstance(name, str) or name not in table:
         raise ValueError(f"unknown preset {name!r}: choose one of {', '.join(sorted(table))}")
     values = dict(table[name])
     shape = dict(values.pop("model", None) or {})
@@ -190,7 +224,7 @@ def preset(name: str, device: str | None = None) -> TrainConfig:
 
 
 def gpu_class(device: Device) -> str:
-    """"A100/H100-class" for a GPU with bf16 tensor cores (capability 8.0+) and 40 GB or more,
+    """ "A100/H100-class" for a GPU with bf16 tensor cores (capability 8.0+) and 40 GB or more,
     else "T4-class": what sets the GPU preset's expected time."""
     big = device.capability >= (8, 0) and (device.memory_gb or 0) >= 40
     return "A100/H100-class" if big else "T4-class"

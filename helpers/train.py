@@ -314,7 +314,7 @@ def train(
     step as a crash would (the latest state saved, no final evaluation), for trying out resume.
     Under torchrun (``helpers.distributed.setup`` called first) every rank runs this function;
     only rank 0 shows progress and writes checkpoints."""
-    check_inputs(model, data, checkpoint_dir)
+    check_inputs(model, data, cfg, checkpoint_dir, resume)
     run = prepare(model, data, cfg, checkpoint_dir, resume, seed)
     plan_steps_of(run, resumed=resume and run.start > 0)
     log = Log(run, shown=progress and run.ranks.is_main)
@@ -338,11 +338,21 @@ def train(
 
 
 def check_inputs(
-    model: torch.nn.Module, data: dict[str, torch.Tensor], checkpoint_dir: str | Path | None
+    model: torch.nn.Module,
+    data: dict[str, torch.Tensor],
+    cfg: TrainConfig,
+    checkpoint_dir: str | Path | None,
+    resume: bool,
 ) -> None:
     """Refuse what would fail later with a less helpful message."""
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not isinstance(cfg, TrainConfig):
+        raise TypeError(f"cfg must be a TrainConfig (e.g. preset('gpt')), got {type(cfg).__name__}")
+    if resume and checkpoint_dir is None:
+        raise ValueError("resume=True needs the checkpoint_dir to resume from")
+    if checkpoint_dir is not None and Path(checkpoint_dir).is_file():
+        raise ValueError(f"checkpoint_dir {checkpoint_dir} is a file: give a folder")
     if not isinstance(data, dict) or set(data) != {"train", "val"}:
         got = sorted(data) if isinstance(data, dict) else type(data).__name__
         raise ValueError(f"data must be a dict with 'train' and 'val' token tensors, got {got}")

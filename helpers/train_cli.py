@@ -7,6 +7,7 @@ import argparse
 from dataclasses import replace
 
 from helpers import distributed
+from helpers.checkpoint import has_training_state
 from helpers.data import load_splits
 from helpers.history import History
 from helpers.mfu import describe_mfu
@@ -52,7 +53,17 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> History:
-    args = parser().parse_args(argv)
+    p = parser()
+    args = p.parse_args(argv)
+    least = {"max_iters": 0, "stop_after": 0, "eval_interval": 1, "batch_size": 1, "grad_accum": 1}
+    for flag, minimum in least.items():
+        value = getattr(args, flag)
+        if value is not None and value < minimum:
+            p.error(f"--{flag.replace('_', '-')} must be >= {minimum}, got {value}")
+    if args.dropout is not None and not 0 <= args.dropout < 1:
+        p.error(f"--dropout must be in [0, 1), got {args.dropout}")
+    if args.time_budget is not None and args.time_budget < 0:
+        p.error(f"--time-budget must be >= 0 seconds (0: no budget), got {args.time_budget}")
     cfg = preset(args.preset, pick_device(args.device))
     cfg = replace(cfg, device=distributed.setup(cfg.device))
     overrides = {
@@ -66,6 +77,8 @@ def main(argv: list[str] | None = None) -> History:
         cfg = replace(cfg, time_budget=args.time_budget or None)
     ranks = distributed.current()
     say = print if ranks.is_main else (lambda *a, **k: None)
+    if args.resume and not has_training_state(args.out):
+        say(f"nothing to resume in {args.out} (no last/ state yet): starting at step 0")
     seed_everything(args.seed)  # the same initial weights on every rank
     shakespeare = load_splits()
     shape = {"vocab_size": shakespeare.tokenizer.vocab_size}
