@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help lab book test check lint bench run-notebooks clean test-colab test-latest fork student verify
+.PHONY: help lab book test check lint bench run-notebooks clean test-colab test-latest fork student verify gpu-check
 help:
 	@echo "make lab    install, then open JupyterLab on notebooks/"
 	@echo "make book   install, then build the site into _build/html (notebooks keep their outputs)"
@@ -18,6 +18,7 @@ help:
 	@echo "make run-notebooks NB=notebooks/07_full_gpt.ipynb   re-run chapters in full mode, store outputs"
 	@echo "make student  the student edition (no solutions) in _build/student/notebooks"
 	@echo "make verify [CHAPTER=07]   run chapters in full mode (scratch copies), compare figures with bands"
+	@echo "make gpu-check  on a CUDA GPU: train chapter 07's GPU preset, run 07 and 10, write the GPU bands"
 	@echo "make clean  remove _build/ and the smoke-mode runs"
 
 $(STAMP): requirements.txt requirements-offline-models.txt pyproject.toml
@@ -51,9 +52,13 @@ test: $(STAMP) $(NODE_STAMP)
 check: $(STAMP)
 	GPT_COURSE_SMOKE=1 OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadfile -m "not slow" tests
 
+# actionlint checks .github/workflows when it is installed (requirements-lint.txt: installing
+# it downloads its binary from GitHub, so it is not part of the offline install).
 lint: $(STAMP)
 	$(BIN)/ruff check helpers bench tests tools notebooks
 	$(BIN)/ruff format --check helpers bench tests tools notebooks
+	@if [ -x $(BIN)/actionlint ]; then $(BIN)/actionlint; else echo "actionlint not installed \
+	(pip install -r requirements-lint.txt, needs GitHub): workflows not checked"; fi
 
 bench: $(STAMP)
 	$(BIN)/python bench/train_speed.py
@@ -71,6 +76,12 @@ clean:
 # For instructors (book/for-instructors.md). Grading needs no target: python -m helpers.grade NB.
 student: $(STAMP)
 	$(BIN)/python tools/student_edition.py
+
+# On one CUDA GPU, about 8 minutes on an A100-class one: chapter 07's GPU preset for 2,000 steps
+# (val loss, tokens/s, MFU, peak memory, precision path), then chapters 07 and 10 in full mode,
+# which write helpers/reference/figures_cuda.json. Without a GPU it stops and says so.
+gpu-check: $(STAMP)
+	$(BIN)/python tools/gpu_check.py
 
 # Full mode, one chapter at a time, into _build/verify/ (notebooks/ keeps its stored outputs);
 # the recorded figures are compared with helpers/reference/figures_<device>.json.
