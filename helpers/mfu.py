@@ -106,5 +106,5 @@ def mfu(tokens_per_second: float, flops_per_token: float, peak: float | None) ->
 
 
 def describe_mfu(value: float | None) -> str:
-    """"MFU 46%" or "MFU: peak unknown"."""
+    """In words: MFU 46%, or MFU: peak unknown."""
     return "MFU: peak unknown" if value is None else f"MFU {value:.0%}"

@@ -84,7 +84,8 @@ class Precision:
 
 
 def precision_name(autocast_dtype: str | None) -> str:
-    """"bf16 autocast", "fp16 autocast + GradScaler" (fp16 always brings the scaler) or "fp32"."""
+    """The precision path in words: bf16 autocast, fp16 autocast + GradScaler (fp16 always
+    brings the scaler) or fp32."""
     return {
         "bfloat16": "bf16 autocast",
         "float16": "fp16 autocast + GradScaler",

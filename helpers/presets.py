@@ -224,8 +224,8 @@ def preset(name: str, device: str | None = None) -> TrainConfig:
 
 
 def gpu_class(device: Device) -> str:
-    """ "A100/H100-class" for a GPU with bf16 tensor cores (capability 8.0+) and 40 GB or more,
-    else "T4-class": what sets the GPU preset's expected time."""
+    """The GPU's class for the GPU preset's expected time: A100/H100-class with bf16 tensor
+    cores (capability 8.0+) and 40 GB or more, else T4-class."""
     big = device.capability >= (8, 0) and (device.memory_gb or 0) >= 40
     return "A100/H100-class" if big else "T4-class"
 

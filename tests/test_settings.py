@@ -62,7 +62,7 @@ def test_seed_everything_repeats_random_numbers():
 
 
 def test_settings_holds_the_environment_only():
-    """Presets live beside the code they configure (helpers.train, .finetune, .alignment)."""
+    """Presets live beside the code they configure (helpers.presets, .finetune, .alignment)."""
     assert not [name for name in vars(settings) if "preset" in name.lower()]
 
 
