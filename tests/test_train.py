@@ -10,6 +10,7 @@ from itertools import pairwise
 
 import pytest
 import torch
+import torch.nn.functional as F
 from safetensors.torch import load_file
 
 from helpers import train as train_module
@@ -360,3 +361,25 @@ def test_steps_never_wait_for_the_device(tokens, monkeypatch, cfg, tiny_gpt):
 def test_every_run_reports_its_mfu_and_precision(tokens, cfg, tiny_gpt):
     history = train(tiny_gpt(), tokens, replace(cfg, max_iters=4), progress=False)
     assert history.precision == "fp32" and 0 < history.mfu < 1
+
+
+class LearnersModel(torch.nn.Module):
+    """A model as a chapter writes it: no config, no block_size, forward(idx, targets)."""
+
+    def __init__(self):
+        super().__init__()
+        self.table = torch.nn.Embedding(65, 65)
+
+    def forward(self, idx, targets=None):
+        logits = self.table(idx)
+        loss = None if targets is None else F.cross_entropy(logits.flatten(0, 1), targets.flatten())
+        return logits, loss
+
+
+def test_train_takes_any_module_that_returns_logits_and_loss(tokens):
+    cfg = TrainConfig(
+        name="own", device="cpu", smoke=True, context_length=8, max_iters=20, eval_interval=10,
+        eval_iters=2, batch_size=8, eval_batch_size=8, learning_rate=1e-1, min_lr=1e-1,
+    )  # fmt: skip
+    history = train(LearnersModel(), tokens, cfg, progress=False)
+    assert history.val_loss[-1] < history.val_loss[0] and history.mfu is not None
