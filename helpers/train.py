@@ -357,7 +357,8 @@ def check_inputs(
         got = sorted(data) if isinstance(data, dict) else type(data).__name__
         raise ValueError(f"data must be a dict with 'train' and 'val' token tensors, got {got}")
     for split, tokens in data.items():
-        if not isinstance(tokens, torch.Tensor) or tokens.dtype != torch.long or tokens.dim() != 1:
+        integers = isinstance(tokens, torch.Tensor) and tokens.dtype in (torch.long, torch.int)
+        if not integers or tokens.dim() != 1:
             raise TypeError(
                 f"data[{split!r}] must be a 1-D tensor of token ids (torch.long), e.g. "
                 f"torch.tensor(tokenizer.encode(text)); got {_describe(tokens)}"
