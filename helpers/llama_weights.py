@@ -159,11 +159,24 @@ def load_smollm2(source: str | None = None) -> Llama:
 
 
 def load_smollm2_naively(source: str | None = None) -> Llama:
-    """The same model the plain way: random weights first, then the read ones copied in."""
-    config, weights = read_weights(source or pick_source())
-    model = Llama(config)
-    model.load_weights(weights)
+    """The same model the plain way: built with random weights from the config, then the
+    weights read from the file copied in."""
+    source = source or pick_source()
+    model = Llama(read_config(source))
+    model.load_weights(read_weights(source)[1])
     return model.eval()
+
+
+def read_config(source: str) -> LlamaConfig:
+    """The config alone (no weights read)."""
+    if source == "hub":
+        from huggingface_hub import hf_hub_download
+
+        path = Path(hf_hub_download(HUB_REPO, "config.json"))
+        return LlamaConfig.from_hf(json.loads(path.read_text(encoding="utf-8")))
+    from gguf import GGUFReader
+
+    return config_from_gguf(GGUFReader(gguf_path(check=False)))
 
 
 def load_tokenizer(source: str | None = None):
@@ -180,9 +193,11 @@ def load_reference(source: str | None = None):
     """Hugging Face's own ``LlamaForCausalLM`` for SmolLM2, loaded by transformers' code alone
     (from the GGUF it dequantizes to float32 itself), to compare ours against."""
     from transformers import AutoModelForCausalLM
+    from transformers import modeling_gguf_pytorch_utils as gguf_utils
     from transformers.utils import logging
 
-    logging.disable_progress_bar()  # no bars in the notebook's output
+    logging.disable_progress_bar()  # no bars in the notebook's output (GGUF's has its own)
+    bar, gguf_utils.tqdm = gguf_utils.tqdm, lambda items, **kwargs: items
     try:
         if (source or pick_source()) == "hub":
             return AutoModelForCausalLM.from_pretrained(HUB_REPO, dtype=torch.float32).eval()
@@ -190,6 +205,7 @@ def load_reference(source: str | None = None):
         return AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name).eval()
     finally:
         logging.enable_progress_bar()
+        gguf_utils.tqdm = bar
 
 
 def peak_load_memory(how: str, source: str | None = None) -> float:
