@@ -225,18 +225,18 @@ def test_wilson_interval_matches_known_values_and_stays_in_0_1():
         finetune.wilson_interval(3, 2)
 
 
-def test_precision_follows_the_device_and_the_gpu_generation(monkeypatch):
+def test_precision_follows_the_device_and_the_gpu_generation():
+    from helpers.precision import Device
+
     assert finetune.pick_precision("cpu") == "fp32" and finetune_preset("cpu").precision == "fp32"
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     for capability, expected in (
         ((9, 0), "bf16"),
         ((8, 0), "bf16"),
         ((7, 5), "fp16"),
         ((6, 1), "fp32"),
     ):
-        monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a, c=capability: c)
-        assert finetune.pick_precision("cuda") == expected, capability
-    assert finetune.pick_precision("mps") == "fp32"
+        assert finetune.pick_precision(Device("cuda", capability)) == expected, capability
+    assert finetune.pick_precision(Device("mps")) == "fp32"
 
 
 def test_training_arguments_follow_the_preset(tmp_path):
