@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 from dataclasses import replace
@@ -73,11 +72,15 @@ def run_row(device: str, steps: int, settings: dict) -> dict:
     # tokens/s counts the training steps only: not the evaluations at step 0 and at the end, not
     # the first step (compilation, allocator warm-up), which is reported apart
     history = train(model, shakespeare.as_dict(), cfg, progress=False)
-    peak = (
-        torch.cuda.max_memory_allocated()
-        if device == "cuda"
-        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    )
+    if device == "cuda":
+        peak = torch.cuda.max_memory_allocated()
+    else:  # the resource module is POSIX only: no peak RSS on Windows
+        try:
+            import resource
+
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        except ImportError:
+            peak = 0
     return {
         "tokens_per_second": history.tokens_per_second,
         "mfu": history.mfu,
