@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import json
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -38,6 +39,7 @@ from helpers.alignment_data import (
 from helpers.atomic_io import atomic_path, atomic_write_text
 from helpers.describe import Describable
 from helpers.model import GPT, GPTConfig
+from helpers.precision import Precision, choose_precision
 from helpers.progress import progress_bar
 from helpers.settings import pick_device, smoke_mode
 
@@ -384,6 +386,38 @@ def reply_kl(
 # --- a generic training loop ----------------------------------------------------------------------
 
 
+class TrainingPrecision:
+    """How chapter 09's loops run their forward passes and steps on a device, from
+    :func:`helpers.precision.choose_precision`: bf16 autocast on CUDA capability >= 8.0, fp16
+    autocast with a GradScaler on 7.x, plain fp32 on a CPU or MPS (so CPU runs are unchanged)."""
+
+    def __init__(self, device: str | torch.device, choice: Precision | None = None):
+        self.device = torch.device(device).type
+        self.choice = choice or choose_precision(self.device)
+        use_scaler = self.choice.grad_scaler and self.device == "cuda"
+        self.scaler = torch.amp.GradScaler("cuda") if use_scaler else None
+
+    def autocast(self):
+        """The forward passes' context: autocast to the chosen dtype, or nothing for fp32."""
+        if self.choice.autocast_dtype is None:
+            return nullcontext()
+        return torch.autocast(self.device, dtype=self.choice.dtype)
+
+    def step(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer, params: list) -> None:
+        """Backward, clip the gradient norm at 1, step (through the GradScaler in fp16)."""
+        optimizer.zero_grad(set_to_none=True)
+        if self.scaler is None:
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            optimizer.step()
+            return
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        self.scaler.step(optimizer)  # skipped when the scaled gradients overflowed
+        self.scaler.update()
+
+
 def fit(
     model: nn.Module,
     batch_loss: Callable[[torch.Tensor], torch.Tensor],
@@ -397,7 +431,8 @@ def fit(
     after_step: Callable[[int], None] | None = None,
 ) -> list[float]:
     """AdamW on ``batch_loss(indices)`` for ``steps`` batches of random example indices, with
-    gradient clipping at norm 1; returns the loss of each step. SFT, the reward model and DPO
+    gradient clipping at norm 1, in the device's :class:`TrainingPrecision` (fp32 on a CPU);
+    returns the loss of each step. SFT, the reward model and DPO
     differ only in their ``batch_loss``. With no examples (say, a labeler that found no pair to
     rank) it says so and leaves the model as it is.
 
@@ -413,16 +448,15 @@ def fit(
     gen = torch.Generator().manual_seed(seed)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    precision = TrainingPrecision(params[0].device)
     model.train(dropout)
     losses = []
     with progress_bar(steps, desc=desc, unit="step") as bar:
         for _ in range(steps):
             idx = torch.randint(n_examples, (batch_size,), generator=gen)  # (batch_size,)
-            loss = batch_loss(idx)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            optimizer.step()
+            with precision.autocast():
+                loss = batch_loss(idx)
+            precision.step(loss, optimizer, params)
             losses.append(loss.item())
             bar.update()
             if after_step is not None:

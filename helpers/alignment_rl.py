@@ -38,6 +38,7 @@ import torch
 from helpers.alignment import (
     HELD_OUT_SEED,
     RewardModel,
+    TrainingPrecision,
     bradley_terry_loss,
     collect_preferences,
     dpo_loss,
@@ -107,9 +108,12 @@ def rl_step(
     cfg: AlignmentPreset,
     end_id: int,
     generator: torch.Generator | None = None,
+    precision: TrainingPrecision | None = None,
 ) -> dict:
     """One PPO round (see the module docstring) on ``prompts`` (B, P), K = cfg.samples_per_prompt
-    replies each. Returns the round's mean reward r, mean KL (nats per reply) and loss."""
+    replies each. Returns the round's mean reward r, mean KL (nats per reply) and loss. The update
+    runs in ``precision`` (default: fp32, as chapter 09 writes the round out)."""
+    precision = precision or TrainingPrecision("cpu")
     k = cfg.samples_per_prompt
     ids, mask = sample_responses(
         policy, prompts.repeat_interleave(k, dim=0), cfg.response_chars, end_id, generator
@@ -124,13 +128,12 @@ def rl_step(
         advantage = group_advantages(reward - cfg.kl_coef * log_ratio, k)  # (B*K,)
         kl = reply_kl(old_logits, ref_logits, mask)  # (B*K,): exact per-token KL, summed
     # the policy stays in eval mode: with dropout on, pi and pi_old would differ by noise alone
+    params = [p for p in policy.parameters() if p.requires_grad]
     for _ in range(cfg.ppo_epochs):
-        logp = token_logprobs(policy, ids)  # (B*K, L-1), with gradients this time
+        with precision.autocast():
+            logp = token_logprobs(policy, ids)  # (B*K, L-1), with gradients this time
         loss = ppo_clip_loss(logp, old_logp, advantage, m, cfg.clip_range)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(policy.parameters(), 1.0)
-        optimizer.step()
+        precision.step(loss, optimizer, params)
     return {"reward": reward.mean().item(), "kl": kl.mean().item(), "loss": loss.item()}
 
 
@@ -227,6 +230,7 @@ def train_rl(
     end_id = tokenizer.encode(END)[0]
     gen = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.AdamW(policy.parameters(), lr=cfg.rl_lr, weight_decay=0.0)
+    precision = TrainingPrecision(next(policy.parameters()).device)  # fp32 on a CPU
     history = RLHistory(kl_coef=kl_coef)
 
     def evaluate(step: int) -> None:
@@ -258,7 +262,15 @@ def train_rl(
                 evaluate(step)
             rows = torch.randint(len(train_prompts), (cfg.rl_prompts_per_step,), generator=gen)
             stats = rl_step(
-                policy, reference, reward_model, optimizer, train_prompts[rows], cfg, end_id, gen
+                policy,
+                reference,
+                reward_model,
+                optimizer,
+                train_prompts[rows],
+                cfg,
+                end_id,
+                gen,
+                precision,
             )
             history.train_reward.append(stats["reward"])
             history.train_kl.append(stats["kl"])

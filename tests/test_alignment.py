@@ -13,6 +13,7 @@ from helpers.alignment import (
     AlignmentPreset,
     Preferences,
     RewardModel,
+    TrainingPrecision,
     alignment_preset,
     bradley_terry_loss,
     collect_preferences,
@@ -54,6 +55,7 @@ from helpers.alignment_rl import (
     sweep_run,
     train_rl,
 )
+from helpers.precision import Precision
 from helpers.train import preset
 
 TEXT = """ROMEO:
@@ -430,3 +432,23 @@ def test_the_companions_repeat_seeds_and_betas(monkeypatch, smoke):
     assert len(set(cfg.overopt_seeds)) >= 2 and cfg.seed in cfg.overopt_seeds
     assert len(set(cfg.sweep_kl_coefs)) >= 2 and cfg.kl_coef in cfg.sweep_kl_coefs
     assert cfg.dpo_beta in cfg.sweep_dpo_betas
+
+
+def test_training_precision_is_fp32_on_a_cpu_and_autocasts_where_chosen(gpt, char_tokenizer):
+    """Chapter 09's loops take the device's precision (bf16 on CUDA >= 8.0, fp16 + GradScaler on
+    7.x); on a CPU it is plain fp32, so CPU runs do not change. A bf16 choice autocasts the
+    forward pass (checked here on the CPU, which autocasts to bf16 too)."""
+    fp32 = TrainingPrecision("cpu")
+    assert fp32.choice.autocast_dtype is None and fp32.scaler is None
+    bf16 = TrainingPrecision("cpu", Precision("bfloat16", False, False, "a test"))
+    ids, _ = encode_dialogues(char_tokenizer, [("Who is there?", "Nay, answer me.")] * 2, 10, 14)
+    with bf16.autocast():
+        logits, _ = gpt(ids)
+    assert logits.dtype == torch.bfloat16
+    params = [p for p in gpt.parameters()]
+    before = [p.detach().clone() for p in params]
+    optimizer = torch.optim.AdamW(params, lr=1e-2)
+    with bf16.autocast():
+        loss = gpt(ids[:, :-1], ids[:, 1:])[1]
+    bf16.step(loss, optimizer, params)
+    assert any(not torch.equal(a, b) for a, b in zip(before, params, strict=True))
