@@ -2,8 +2,7 @@
 
 The pieces the chapter writes in the open, kept here for tests and later chapters:
 
-- :func:`finetune_preset` gives the sizes and hyperparameters (chosen on a validation split, see
-  ``notebooks/deeper/08a_choosing_the_preset.ipynb``) and the precision for the device
+- :func:`finetune_preset` gives the sizes and hyperparameters and the precision for the device
   (:func:`pick_precision`); :func:`training_arguments` turns a preset into ``TrainingArguments``.
 - :func:`pick_classifier` chooses the pretrained model (and says why): ``bert-base-uncased``
   (Devlin et al., 2019) on a GPU with the hub reachable, else all-MiniLM-L6-v2 from the
@@ -74,8 +73,8 @@ class FinetunePreset(Describable):
 
 
 # CPU: all-MiniLM-L6-v2 on 160-token head + tail inputs for 2 epochs (a full run of chapter 08 in
-# under 10 minutes on 2 cores); the learning rate is the one of LEARNING_RATES["cpu"] with the best
-# validation accuracy (notebooks/deeper/08a_choosing_the_preset runs the search).
+# under 10 minutes on 2 cores); the learning rate is the middle of LEARNING_RATES["cpu"]. A search
+# over those rates on the validation split (candidate_presets) takes about an hour on 2 cores.
 _FINETUNE_CPU = dict(max_length=160, head_tokens=48, epochs=2.0, learning_rate=1e-4, batch_size=16)
 # GPU: bert-base-uncased with the model's full 512 positions and Devlin et al.'s (2019) values.
 _FINETUNE_GPU = dict(max_length=512, head_tokens=128, epochs=3.0, learning_rate=2e-5, batch_size=16)
