@@ -184,9 +184,15 @@ def load_tokenizer(source: str | None = None):
     from transformers import AutoTokenizer
 
     if (source or pick_source()) == "hub":
-        return AutoTokenizer.from_pretrained(HUB_REPO)
-    path = gguf_path(check=False)
-    return AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+        tokenizer = AutoTokenizer.from_pretrained(HUB_REPO)
+    else:
+        path = gguf_path(check=False)
+        tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+    # A byte-level BPE decodes its spaces exactly; the WordPiece clean-up (dropping the space
+    # before punctuation) would change the text. Some transformers versions switch it on for a
+    # GGUF tokenizer, ignoring the keyword, and warn at every decode: so it is set here.
+    tokenizer.clean_up_tokenization_spaces = False
+    return tokenizer
 
 
 def load_reference(source: str | None = None):

@@ -238,3 +238,14 @@ def test_smollm2_from_gguf_equals_transformers():
     want = theirs.generate(idx, max_new_tokens=20, do_sample=False)
     assert torch.equal(got, want)
     assert "Paris" in tokenizer.decode(got[0, idx.shape[1] :])
+
+
+def test_smollm2_tokenizer_decodes_text_exactly():
+    """A byte-level BPE gives back the very text it read, spaces before punctuation included
+    (some transformers versions turn on WordPiece's clean-up for a GGUF tokenizer)."""
+    from helpers import llama_weights
+
+    tokenizer = llama_weights.load_tokenizer("gguf")
+    assert tokenizer.clean_up_tokenization_spaces is False  # else some versions warn per decode
+    text = "Hello , world ! It 's here ."
+    assert tokenizer.decode(tokenizer.encode(text)) == text
