@@ -19,9 +19,30 @@ from nbclient import NotebookClient
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
 
 
+def same_code(a: nbformat.NotebookNode, b: nbformat.NotebookNode) -> bool:
+    return a.cell_type == b.cell_type and (a.cell_type != "code" or a.source == b.source)
+
+
+def keep_prose_edits(nb: nbformat.NotebookNode, started: str, path: Path) -> bool:
+    """Markdown cells edited on disk while ``nb`` ran (``started``: the file's text when the run
+    began) keep their edit, since prose has no outputs. False when code cells changed: then
+    this run's outputs belong to code that is no longer in the file."""
+    if path.read_text(encoding="utf-8") == started:
+        return True
+    before = nbformat.reads(started, as_version=4).cells
+    now = nbformat.read(path, as_version=4).cells
+    if len(now) != len(before) or not all(map(same_code, before, now)):
+        return False
+    for ran, edited in zip(nb.cells, now, strict=True):
+        if ran.cell_type != "code":
+            ran.source = edited.source
+    return True
+
+
 def execute(path: Path) -> float:
     """Execute ``path`` in place; return the seconds it took."""
-    nb = nbformat.read(path, as_version=4)
+    started = path.read_text(encoding="utf-8")
+    nb = nbformat.reads(started, as_version=4)
     start = time.perf_counter()
     NotebookClient(
         nb,
@@ -31,6 +52,10 @@ def execute(path: Path) -> float:
         resources={"metadata": {"path": str(path.parent)}},
     ).execute()
     nb.metadata["kernelspec"] = KERNELSPEC
+    if not keep_prose_edits(nb, started, path):
+        aside = path.with_suffix(".ran.ipynb")
+        nbformat.write(nb, aside)
+        sys.exit(f"{path.name}: its code changed during the run; the run is in {aside.name}")
     nbformat.write(nb, path)
     return time.perf_counter() - start
 
