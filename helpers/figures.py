@@ -83,7 +83,7 @@ def check_my_run(chapter: int | str, **measured: Any) -> None:
     if smoke_mode():
         print("a shortened run: its figures are not meant to land in a full run's bands")
     elif not expected:
-        print(f"no bands for {device} yet: a full run on {device} has not been measured")
+        print(f"no expected values for a full run on {device} yet: these are the first")
     for name, value in measured.items():
         band = expected.get(name, {}).get("band")
         print(_verdict_line(name, as_float(value), band, smoke_mode()))

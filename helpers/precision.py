@@ -142,8 +142,8 @@ def choose_precision(device: str | Device, *, cpu_bf16: bool = False) -> Precisi
         None,
         False,
         False,
-        f"a CPU (this one {hardware} bf16 hardware); on one that has it, chapter 10 measured "
-        "bf16 and compile within noise of fp32, so the CPU runs stay fp32",
+        f"a CPU (this one {hardware} bf16 hardware): fp32 on every CPU, so that all of them "
+        "compute the same numbers",
     )
 
 
