@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help lab book test check lint bench run-notebooks clean test-colab test-latest fork student verify gpu-check
+.PHONY: help lab book test check lint bench run-notebooks clean test-colab test-latest fork student student-repo verify gpu-check
 help:
 	@echo "make lab    install, then open JupyterLab on notebooks/ (EDITION=student: the student edition)"
 	@echo "make book   install, then build the site into _build/html (notebooks keep their outputs)"
@@ -17,6 +17,7 @@ help:
 	@echo "make fork URL=https://github.com/you/gpt-course   point badges, setup cells, _config.yml at a fork"
 	@echo "make run-notebooks NB=notebooks/07_full_gpt.ipynb   re-run chapters in full mode, store outputs"
 	@echo "make student  the student edition (no solutions) in _build/student/notebooks"
+	@echo "make student-repo DEST=DIR [URL=...]  a new git repository for learners: one commit, no solutions"
 	@echo "make verify [CHAPTER=07]   run chapters in full mode (scratch copies), compare figures with bands"
 	@echo "make gpu-check  on a CUDA GPU: train chapter 07's GPU preset, run 07 and 10, write the GPU bands"
 	@echo "make clean  remove _build/ and the smoke-mode runs"
@@ -80,6 +81,11 @@ clean:
 # python -m helpers.grade SUBMISSIONS/ --csv grades.csv --feedback feedback/
 student: $(STAMP)
 	$(BIN)/python tools/student_edition.py
+
+# A new git repository to publish for learners: the student edition at notebooks/, one commit.
+student-repo: $(STAMP)
+	@test -n "$(DEST)" || { echo "usage: make student-repo DEST=DIR [URL=https://github.com/OWNER/REPO]"; exit 2; }
+	$(BIN)/python tools/student_repo.py "$(DEST)" $(if $(URL),--url "$(URL)")
 
 # On one CUDA GPU, about 8 minutes on an A100-class one: chapter 07's GPU preset for 2,000 steps
 # (val loss, tokens/s, MFU, peak memory, precision path), then chapters 07 and 10 in full mode,

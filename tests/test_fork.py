@@ -27,9 +27,9 @@ def copy(tmp_path) -> Path:
     shutil.copytree(
         ROOT / "book", tmp_path / "book", ignore=shutil.ignore_patterns("figures", "_ext")
     )
-    (tmp_path / "notebooks").mkdir()
     for nb in fork.notebooks(ROOT):
-        shutil.copy(nb, tmp_path / "notebooks" / nb.name)
+        (tmp_path / nb.relative_to(ROOT)).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(nb, tmp_path / nb.relative_to(ROOT))
     return tmp_path
 
 
@@ -55,7 +55,8 @@ def test_fork_repoints_config_badges_setup_cells_and_docs(copy):
     for nb in fork.notebooks(copy):
         text = nb.read_text(encoding="utf-8")
         assert old_url not in text and f'REPO = \\"{FORK_URL}\\"' in text
-        assert fork.badge_url(FORK_URL, nb.name) in text
+        assert fork.badge_url(FORK_URL, nb.relative_to(copy / "notebooks").as_posix()) in text
+    assert any("/deeper/" in str(nb) for nb in fork.notebooks(copy)), "companions too"
     assert "someone/my-gpt-course/blob/main/notebooks/01" in (copy / "README.md").read_text()
     assert "agree on https://github.com/someone/my-gpt-course" in result.stdout
 

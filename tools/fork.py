@@ -4,9 +4,10 @@
     python tools/fork.py --check                                   (is everything consistent?)
 
 The public repository URL is set in `_config.yml` (`repository.url`); this rewrites that line,
-every notebook's "Open in Colab" badge and setup cell (`REPO = "..."`, what Colab clones), and the
-Colab links in README.md and book/*.md. Nothing else in the notebooks changes (every other byte
-is kept). Afterwards it runs the same agreement check as tests/test_notebook_hygiene.py.
+every notebook's "Open in Colab" badge and setup cell (`REPO = "..."`, what Colab clones), the
+chapters' and their companions' in notebooks/deeper/, and the Colab links in README.md and
+book/*.md. Nothing else in the notebooks changes (every other byte is kept). Afterwards it
+runs the same agreement check as tests/test_notebook_hygiene.py.
 """
 
 from __future__ import annotations
@@ -48,7 +49,12 @@ def configured_url(root: Path = ROOT) -> str:
 
 
 def notebooks(root: Path = ROOT) -> list[Path]:
-    return sorted((root / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    """The chapters, then their companions in notebooks/deeper/: each has a badge and a setup
+    cell."""
+    folder = root / "notebooks"
+    return sorted(folder.glob("[0-9][0-9]_*.ipynb")) + sorted(
+        (folder / "deeper").glob("[0-9][0-9][a-z]_*.ipynb")
+    )
 
 
 def _source(cell) -> str:
@@ -56,16 +62,17 @@ def _source(cell) -> str:
 
 
 def badge_url(url: str, notebook: str, branch: str = "main") -> str:
+    """The Colab link of ``notebook``, a path inside notebooks/ (``deeper/04a_....ipynb``)."""
     path = url.removeprefix("https://github.com/")
     return f"https://colab.research.google.com/github/{path}/blob/{branch}/notebooks/{notebook}"
 
 
-def notebook_disagreements(nb_path: Path, url: str) -> list[str]:
+def notebook_disagreements(nb_path: Path, url: str, root: Path = ROOT) -> list[str]:
     """What in one notebook does not point at ``url``: its badge (first cell) and its setup cell
     (second cell). An empty list when both agree."""
     cells = json.loads(nb_path.read_text(encoding="utf-8"))["cells"]
     problems = []
-    badge = badge_url(url, nb_path.name)
+    badge = badge_url(url, nb_path.relative_to(root / "notebooks").as_posix())
     if badge not in _source(cells[0]):
         problems.append(f"{nb_path.name}: the Colab badge must link to {badge}")
     if f'REPO = "{url}"' not in _source(cells[1]):
@@ -78,7 +85,7 @@ def disagreements(root: Path = ROOT) -> list[str]:
     cells, and Colab links in README.md and book/*.md."""
     url = configured_url(root)
     path = url.removeprefix("https://github.com/")
-    problems = [p for nb in notebooks(root) for p in notebook_disagreements(nb, url)]
+    problems = [p for nb in notebooks(root) for p in notebook_disagreements(nb, url, root)]
     for doc in [root / "README.md", *sorted((root / "book").glob("*.md"))]:
         if doc.exists():
             for other in set(COLAB_LINK.findall(doc.read_text(encoding="utf-8"))) - {path}:
