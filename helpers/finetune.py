@@ -397,7 +397,11 @@ def plot_training_curves(
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 3.5))
     if train:
-        ax.plot(*zip(*train, strict=True), label="training loss (batch average)", color="tab:blue")
+        ax.plot(
+            *zip(*train, strict=True),
+            label="training loss (mean of each logging interval)",
+            color="tab:blue",
+        )
     if evals:
         steps, losses, accuracies = zip(*evals, strict=True)
         ax.plot(steps, losses, "o-", label=f"{eval_name} loss", color="tab:orange")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
+from nbclient.exceptions import CellControlSignal
 
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
 
@@ -55,7 +56,9 @@ def execute(path: Path) -> float:
     if not keep_prose_edits(nb, started, path):
         aside = path.with_suffix(".ran.ipynb")
         nbformat.write(nb, aside)
-        sys.exit(f"{path.name}: its code changed during the run; the run is in {aside.name}")
+        raise RuntimeError(
+            f"{path.name}: its code changed during the run; the run is in {aside.name}"
+        )
     nbformat.write(nb, path)
     return time.perf_counter() - start
 
@@ -65,8 +68,15 @@ def main(paths: list[str]) -> None:
         sys.exit("GPT_COURSE_SMOKE is set: stored outputs must come from a full run; unset it")
     if not paths:
         sys.exit(__doc__)
+    failed = []
     for path in map(Path, paths):
-        print(f"{path.name}: {execute(path.resolve()):.0f} s", flush=True)
+        try:
+            print(f"{path.name}: {execute(path.resolve()):.0f} s", flush=True)
+        except (RuntimeError, CellControlSignal) as err:  # a failed cell, a dead kernel: go on
+            print(err, flush=True)
+            failed.append(path.name)
+    if failed:
+        sys.exit(f"not stored: {', '.join(failed)}")
 
 
 if __name__ == "__main__":

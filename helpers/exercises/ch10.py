@@ -41,8 +41,9 @@ def check_survives(survives: Callable[..., Any]) -> Verdict:
         if got != want:
             return failed(
                 f"survives({value}, {dtype}) should be {want}",
-                "store the value in the format and read it back: fp16 flushes below "
-                "~6e-8 and overflows above 65504; bf16 has fp32's range",
+                "store the value in the format and read it back: below fp16's smallest "
+                "normal number (about 6.1e-5) fewer and fewer digits survive (1e-7 comes "
+                "back as 1.19e-7), and above 65504 it overflows; bf16 has fp32's range",
             )
     return passed("fp16 loses 1e-7 and 1e5, bf16 keeps both")
 
