@@ -23,7 +23,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from helpers.model import KVCache, LayerCache, causal_mask, check_prompt, lm_loss, sample_next
+from helpers.model import KVCache, LayerCache, causal_mask, lm_loss, sample_tokens
 
 
 @dataclass
@@ -266,7 +266,6 @@ class Llama(nn.Module):
         logits = self.lm_head(self.model(idx))  # (B, T, vocab)
         return logits, lm_loss(logits, targets)
 
-    @torch.no_grad()
     def generate(
         self,
         idx: torch.Tensor,
@@ -280,25 +279,18 @@ class Llama(nn.Module):
     ) -> torch.Tensor:
         """Append up to ``max_new_tokens`` tokens to ``idx`` (B, T), as ``GPT.generate`` does
         (temperature 0 is greedy), stopping early once every row has produced ``stop_token``."""
-        check_prompt(idx)
-        was_training = self.training
-        self.eval()
-        cache, done = None, torch.zeros(idx.shape[0], dtype=torch.bool, device=idx.device)
-        for _ in range(max_new_tokens):
-            if cache is not None and idx.shape[1] <= self.config.block_size:
-                h = self.model(idx[:, -1:], cache)  # one new position: (B, 1, C)
-            else:  # the first step, no cache, or a window that slid: read the whole window
-                cache = KVCache(self.config.n_layer) if use_cache else None
-                h = self.model(idx[:, -self.config.block_size :], cache)  # (B, T, C)
-            logits = self.lm_head(h[:, -1, :])  # (B, vocab)
-            next_id = sample_next(logits, temperature, top_k, top_p, generator)  # (B, 1)
-            idx = torch.cat([idx, next_id], dim=1)
-            if stop_token is not None:
-                done |= next_id[:, 0] == stop_token
-                if done.all():
-                    break
-        self.train(was_training)
-        return idx
+        return sample_tokens(
+            self,
+            self.model,
+            idx,
+            max_new_tokens,
+            temperature,
+            top_k,
+            top_p,
+            use_cache,
+            generator,
+            stop_token,
+        )
 
     @classmethod
     def from_hf(cls, hf_model: nn.Module) -> Llama:

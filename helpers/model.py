@@ -361,7 +361,6 @@ class GPT(nn.Module):
             x = block(x)
         return torch.stack(maps)
 
-    @torch.no_grad()
     def generate(
         self,
         idx: torch.Tensor,
@@ -372,30 +371,19 @@ class GPT(nn.Module):
         use_cache: bool = True,
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
-        """Append ``max_new_tokens`` sampled tokens to ``idx`` (B, T) and return (B, T + new).
-
-        The model only sees its last ``block_size`` tokens. With ``use_cache`` the keys and values
-        of earlier tokens are kept, so each new token costs one position instead of the whole
-        context. Learned absolute positions cannot slide: once the text outgrows the window the
-        cache is rebuilt from the cropped window at every step, so cached and uncached runs see
-        exactly the same inputs (and, with the same generator, pick the same tokens)."""
-        check_prompt(idx)
-        if not isinstance(max_new_tokens, int) or max_new_tokens < 0:
-            raise ValueError(f"max_new_tokens must be a whole number >= 0, got {max_new_tokens!r}")
-        was_training = self.training
-        self.eval()
-        cache = None
-        for _ in range(max_new_tokens):
-            if cache is not None and idx.shape[1] <= self.config.block_size:
-                h = self.transformer(idx[:, -1:], cache)  # one new position: (B, 1, C)
-            else:  # the first step, no cache, or a window that slid: read the whole window
-                cache = KVCache(self.config.n_layer) if use_cache else None
-                h = self.transformer(idx[:, -self.config.block_size :], cache)  # (B, T, C)
-            logits = self.lm_head(h[:, -1, :])  # (B, vocab): only the last position is needed
-            next_id = sample_next(logits, temperature, top_k, top_p, generator)  # (B, 1)
-            idx = torch.cat([idx, next_id], dim=1)
-        self.train(was_training)
-        return idx
+        """Append ``max_new_tokens`` sampled tokens to ``idx`` (B, T) and return (B, T + new),
+        with ``sample_tokens`` below."""
+        return sample_tokens(
+            self,
+            self.transformer,
+            idx,
+            max_new_tokens,
+            temperature,
+            top_k,
+            top_p,
+            use_cache,
+            generator,
+        )
 
     @classmethod
     def from_hf_gpt2(cls, hf_model: nn.Module) -> GPT:
@@ -547,3 +535,50 @@ def complete(
     device = next(model.parameters()).device
     idx = torch.tensor([tokenizer.encode(prompt)], dtype=torch.long, device=device)  # (1, T)
     return tokenizer.decode(model.generate(idx, max_new_tokens, **sampling)[0].tolist())
+
+
+@torch.no_grad()
+def sample_tokens(
+    model: nn.Module,
+    trunk: nn.Module,
+    idx: torch.Tensor,
+    max_new_tokens: int,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    use_cache: bool = True,
+    generator: torch.Generator | None = None,
+    stop_token: int | None = None,
+) -> torch.Tensor:
+    """The sampling loop of every decoder in the course (GPT here, Llama in chapter 11): append
+    up to ``max_new_tokens`` tokens to ``idx`` (B, T), each drawn by ``sample_next`` from
+    ``model.lm_head`` applied to the last hidden state that ``trunk(idx, cache)`` returns, and
+    stop early once every row has produced ``stop_token``.
+
+    The model only sees its last ``block_size`` tokens. With ``use_cache`` the keys and values
+    of earlier tokens are kept, so each new token costs one position instead of the whole
+    context. Positions cannot slide under a cache: once the text outgrows the window the cache
+    is rebuilt from the cropped window at every step, so cached and uncached runs see exactly
+    the same inputs (and, with the same generator, pick the same tokens)."""
+    check_prompt(idx)
+    if not isinstance(max_new_tokens, int) or max_new_tokens < 0:
+        raise ValueError(f"max_new_tokens must be a whole number >= 0, got {max_new_tokens!r}")
+    block_size = model.config.block_size
+    was_training = model.training
+    model.eval()
+    cache, done = None, torch.zeros(idx.shape[0], dtype=torch.bool, device=idx.device)
+    for _ in range(max_new_tokens):
+        if cache is not None and idx.shape[1] <= block_size:
+            h = trunk(idx[:, -1:], cache)  # one new position: (B, 1, C)
+        else:  # the first step, no cache, or a window that slid: read the whole window
+            cache = KVCache(model.config.n_layer) if use_cache else None
+            h = trunk(idx[:, -block_size:], cache)  # (B, T, C)
+        logits = model.lm_head(h[:, -1, :])  # (B, vocab): only the last position is needed
+        next_id = sample_next(logits, temperature, top_k, top_p, generator)  # (B, 1)
+        idx = torch.cat([idx, next_id], dim=1)
+        if stop_token is not None:
+            done |= next_id[:, 0] == stop_token
+            if done.all():
+                break
+    model.train(was_training)
+    return idx
