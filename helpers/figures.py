@@ -84,6 +84,8 @@ def check_my_run(chapter: int | str, **measured: Any) -> None:
         print("a shortened run: its figures are not meant to land in a full run's bands")
     elif not expected:
         print(f"no expected values for a full run on {device} yet: these are the first")
+    else:
+        print(f"your run beside the range a full run on {device} lands in ('on track': inside)")
     for name, value in measured.items():
         band = expected.get(name, {}).get("band")
         print(_verdict_line(name, as_float(value), band, smoke_mode()))

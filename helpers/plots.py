@@ -75,7 +75,8 @@ def attention_heatmap(
     """One head's (T, T) attention weights: row = the token that looks, column = the token looked
     at. Tokens are labelled with :func:`helpers.data.show_char` (space ␣, newline ⏎)."""
     ax = ax or plt.subplots(figsize=(5, 5))[1]
-    ax.imshow(weights.detach().float().cpu().numpy(), cmap="Blues", vmin=0, vmax=1)
+    image = ax.imshow(weights.detach().float().cpu().numpy(), cmap="Blues", vmin=0, vmax=1)
+    ax.figure.colorbar(image, ax=ax, fraction=0.046, label="attention weight")
     shown = [show_char(t) for t in tokens]
     ax.set_xticks(range(len(tokens)), shown, fontsize=8)
     ax.set_yticks(range(len(tokens)), shown, fontsize=8)
