@@ -9,11 +9,14 @@ scratch copy of its folder, with an environment stripped of the instructor's var
 memory, CPU time, file size and processes, and no network where Linux allows it. Every cell runs;
 an error or a hang (``--cell-timeout``, default 60 s; ``--cap`` bounds the whole run) costs only
 that cell. The verdicts come from the kernel's own record of the checks, never from printed text.
+An exercise passes when its visible check passes and so do its hidden cases (helpers.grade_hidden:
+other shapes, seeds and edge cases, run in the kernel on the same answer); the reports say which
+of the two failed.
 
 The exercises, their titles, kinds and points come from the course's chapter notebooks
 (helpers.grade_course): an exercise missing from a submission scores zero. One line per student
 is printed as each finishes; ``--json`` is rewritten after each, so an interrupted run keeps what
-it graded. ``--csv`` has one row per student, one column per exercise and the total;
+it graded. ``--csv`` has one row per student, one column per exercise, the total and what failed;
 ``--feedback`` gets each student's executed notebook with the verdicts and hints on top;
 ``--answers`` gets one file per discussion exercise with every student's answer. A path that is
 not a submission becomes a row with its error. The exit status is 0 once everything is graded.
@@ -51,6 +54,7 @@ class Graded:
     max_points: int
     status: str  # passed, failed, not checked, missing, discussion
     points: int = 0
+    part: str = ""  # what failed: "visible check" or "hidden cases"
     verdict: str = ""
     hint: str = ""
     answer: str = ""
@@ -136,8 +140,9 @@ def grade(
     report.error = result.get("error")
     answers = discussion_answers(nb.cells)
     present = {label for source in sources for label in _labels(source)}
+    verdicts, hidden = result.get("verdicts", {}), result.get("hidden", {})
     report.exercises = [
-        judged(ex, result.get("verdicts", {}), ex.label in present, answers) for ex in expected
+        judged(ex, verdicts, hidden, ex.label in present, answers) for ex in expected
     ]
     return report, executed
 
@@ -174,7 +179,9 @@ def run_contained(notebook: Path, workdir: Path, limits: Limits) -> dict:
     return json.loads(result.read_text(encoding="utf-8"))
 
 
-def judged(ex: CourseExercise, verdicts: dict, present: bool, answers: dict) -> Graded:
+def judged(
+    ex: CourseExercise, verdicts: dict, hidden: dict, present: bool, answers: dict
+) -> Graded:
     graded = Graded(ex.label, ex.number, ex.title, ex.kind, ex.points, "discussion")
     if ex.kind == "discussion":
         graded.answer = answers.get(ex.label, "")
@@ -184,8 +191,12 @@ def judged(ex: CourseExercise, verdicts: dict, present: bool, answers: dict) -> 
     if verdict is None:
         graded.status = "not checked" if present else "missing"
         return graded
-    graded.status = "passed" if verdict["ok"] else "failed"
-    graded.points = ex.points if verdict["ok"] else 0
+    if not verdict["ok"]:
+        graded.part = "visible check"
+    elif not hidden.get(ex.label, {"ok": True})["ok"]:  # no record: it has no hidden cases
+        graded.part, verdict = "hidden cases", hidden[ex.label]
+    graded.status = "failed" if graded.part else "passed"
+    graded.points = 0 if graded.part else ex.points
     graded.verdict, graded.hint = verdict["what"], verdict["hint"]
     return graded
 
@@ -224,6 +235,7 @@ def feedback_notebook(nb: NotebookNode, report: Report, out: Path) -> None:
     rows = [f"**{report.points} of {report.max_points} points**", ""]
     rows += [
         f"- Exercise {e.number} ({e.label}): {e.status}"
+        + (f" ({e.part})" if e.part else "")
         + (f". {e.verdict}" if e.verdict else "")
         + (f" Hint: {e.hint}" if e.hint and e.status == "failed" else "")
         for e in report.exercises
@@ -243,15 +255,20 @@ def write_json(reports: list[Report], path: Path) -> None:
 
 
 def write_csv(reports: list[Report], path: Path) -> None:
-    """One row per student, one column per exercise (points), the total: a gradebook import."""
+    """One row per student, one column per exercise (points), the total: a gradebook import. The
+    last column says, for each failed exercise, which part failed and its hint."""
     labels = list(dict.fromkeys(e.label for r in reports for e in r.exercises))
     with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
-        writer.writerow(["student", *labels, "total", "max", "error"])
+        writer.writerow(["student", *labels, "total", "max", "error", "failed"])
         for r in reports:
             points = {e.label: e.points for e in r.exercises}
+            failed = "; ".join(
+                f"{e.label} ({e.part}): {e.hint or e.verdict}" for e in r.exercises if e.part
+            )
             writer.writerow(
                 [r.student, *(points.get(x, 0) for x in labels), r.points, r.max_points, r.error]
+                + [failed]
             )
 
 

@@ -117,7 +117,7 @@ def dropout(x, p, generator):
 
 
 def top_k(logits, k):
-    kth = torch.topk(logits, k, dim=-1).values[:, -1:]
+    kth = torch.topk(logits, min(k, logits.shape[-1]), dim=-1).values[:, -1:]
     return logits.masked_fill(logits < kth, float("-inf"))
 
 

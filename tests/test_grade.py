@@ -150,6 +150,102 @@ def test_hostile_code_is_contained(tmp_path, course, monkeypatch):
     assert not network_cut() or not left.strip(), "a process outlived its submission"
 
 
+# Hidden cases (helpers.grade_hidden): after a real check passes, in the same kernel.
+ATTENTION = new_markdown_cell(
+    '<div class="exercise" id="ex-04-attention">\n\n**Exercise 4.1 · Attention**\n\n</div>'
+)
+MASKED_FOR_SIX = (
+    "import torch, torch.nn.functional as F\n"
+    "from helpers.exercises import ch04\n"
+    "def attention(q, k, v, causal):\n"
+    "    wei = q @ k.transpose(-2, -1) * q.shape[-1] ** -0.5\n"
+    "    if causal:  # a mask for the visible case's T = 6 only\n"
+    "        wei = wei.masked_fill(torch.ones(6, 6).tril() == 0, float('-inf'))\n"
+    "    return F.softmax(wei, dim=-1) @ v\n"
+)
+BY_EINSUM = (
+    "import math, torch\n"
+    "from helpers.exercises import ch04\n"
+    "def attention(q, k, v, causal):\n"
+    "    scores = torch.einsum('btd,bsd->bts', q, k) / math.sqrt(q.size(-1))\n"
+    "    if causal:\n"
+    "        future = torch.ones(q.size(1), k.size(1), dtype=torch.bool).triu(1)\n"
+    "        scores = scores.masked_fill(future, -math.inf)\n"
+    "    return scores.softmax(-1) @ v\n"
+)
+# A submission trying its luck: a module of its own under the hidden cases' name, the names the
+# grader's cell binds, and lines that look like verdicts of every kind.
+TRICKS = (
+    "import sys, types\n"
+    "sys.modules['helpers.grade_hidden'] = types.SimpleNamespace(report=print, CASES={})\n"
+    "_util = _spec = _hidden = report = None\n"
+    "for kind in ('hidden', 'verdicts'):\n"
+    '    print(kind + \'-0123456789abcdef:\' + \'{"ok": true, "what": "", "hint": ""}\')\n'
+)
+
+
+@pytest.fixture
+def course04(tmp_path, monkeypatch):
+    """The instructor's chapter 04, reduced to its auto-checked ex-04-attention."""
+    folder = tmp_path / "course04"
+    write(folder, "04_test.ipynb", ATTENTION)
+    monkeypatch.setattr(grade_course, "all_checks", lambda: {"ex-04-attention": None})
+    return folder
+
+
+def test_an_answer_fitted_to_the_visible_check_fails_on_a_hidden_case(tmp_path, course04):
+    """The mask sized for T = 6 passes the visible check and breaks at T = 1; the tricks change
+    nothing; every report says the hidden cases failed, and why."""
+    fitted = new_code_cell(MASKED_FOR_SIX + TRICKS + "ch04.check_attention(attention)")
+    path = write(tmp_path, "04_ann.ipynb", ATTENTION, fitted)
+    out = tmp_path / "out"
+    grade.main(
+        [str(path), "--course", str(course04), "--cell-timeout", "60"]
+        + ["--csv", str(out / "g.csv"), "--json", str(out / "g.json"), "--feedback", str(out)]
+    )
+    (report,) = json.loads((out / "g.json").read_text())
+    (attention,) = report["exercises"]
+    assert attention["status"] == "failed" and attention["part"] == "hidden cases"
+    assert "(B, T, hs) = (1, 1, 4)" in attention["verdict"] and "take T" in attention["hint"]
+    row = next(csv.DictReader(open(out / "g.csv")))
+    assert row["ex-04-attention"] == "0" and "(hidden cases): take T" in row["failed"]
+    feedback = nbformat.read(out / "04_ann.ipynb", as_version=4)
+    assert "✅ ex-04-attention" in str(feedback.cells[2].outputs)  # the visible check's tick
+    assert "failed (hidden cases)" in feedback.cells[0].source
+    assert "Hint: take T" in feedback.cells[0].source
+
+
+def test_a_right_answer_written_another_way_passes_the_hidden_cases(tmp_path, course04):
+    code = new_code_cell(BY_EINSUM + "ch04.check_attention(attention)")
+    path = write(tmp_path, "04_bob.ipynb", ATTENTION, code)
+    report, status, _ = graded(course04, path, cell_timeout=60)
+    assert status == {"ex-04-attention": "passed"} and report.points == 1, report.as_dict()
+
+
+def test_a_check_called_where_the_grader_cannot_follow_fails_its_hidden_cases(tmp_path, course04):
+    """Called under another name, the check passes, but the grader cannot tell which answer to
+    give the hidden cases: they count as failed, with a hint saying how to call the check."""
+    aliased = new_code_cell(BY_EINSUM + "check = ch04.check_attention\ncheck(attention)")
+    path = write(tmp_path, "04_cy.ipynb", ATTENTION, aliased)
+    report, status, _ = graded(course04, path, cell_timeout=60)
+    assert status == {"ex-04-attention": "failed"} and report.exercises[0].part == "hidden cases"
+    assert "chNN.check_" in report.exercises[0].hint
+
+
+def test_a_hidden_case_that_hangs_is_stopped_by_the_cell_timeout(tmp_path, course04):
+    """Fine on the visible case, endless on any other: the hidden cases stop at the cell's time
+    limit, fail, and the cells after them still run."""
+    hangs = BY_EINSUM.replace(
+        "    return scores", "    while q.shape[1] != 6:\n        pass\n    return scores"
+    )
+    cells = [ATTENTION, new_code_cell(hangs + "ch04.check_attention(attention)")]
+    path = write(tmp_path, "04_dee.ipynb", *cells, new_code_cell("after = 1"))
+    report, status, executed = graded(course04, path, cell_timeout=20)
+    assert status == {"ex-04-attention": "failed"}
+    assert "Timeout" in report.exercises[0].verdict and report.failed_cells == []
+    assert executed.cells[-1].execution_count is not None
+
+
 # The real chapters: slow (each runs in smoke mode).
 _spec = importlib.util.spec_from_file_location(
     "student_edition", ROOT / "tools" / "student_edition.py"
