@@ -49,7 +49,8 @@ def hidden(label: str) -> Callable:
 
 def report(marker: str, label: str, answers: Callable[[], tuple]) -> None:
     """Write :func:`verdict` as JSON on one line after ``marker``, for the grader to read."""
-    sys.stdout.write(marker + json.dumps(verdict(label, answers)._asdict()) + "\n")
+    # on a line of its own, whatever the learner's code printed last (print(..., end=""))
+    sys.stdout.write("\n" + marker + json.dumps(verdict(label, answers)._asdict()) + "\n")
     sys.stdout.flush()
 
 
@@ -211,7 +212,7 @@ def running_mean(average: Callable) -> Verdict:
     shapes = ((1, 1, 1), (1, 9, 2), (3, 1, 4), (4, 12, 3))
     for B, T, C in shapes:
         case = f"x of shape (B, T, C) = {(B, T, C)}"
-        x = torch.randn(B, T, C, generator=seeded(T), dtype=torch.float64)
+        x = torch.randn(B, T, C, generator=seeded(T))
         want = torch.stack([x[:, : t + 1].mean(dim=1) for t in range(T)], dim=1)
         if not same(attempt(case, hint, average, x.clone()), want):
             return wrong(case, hint)
@@ -291,12 +292,12 @@ def split(split_heads: Callable, merge_heads: Callable) -> Verdict:
     for B, T, C, nh in cases:
         hs = C // nh
         case = f"split_heads on x of shape {(B, T, C)} with n_head = {nh}"
-        x = torch.randn(B, T, C, generator=seeded(C), dtype=torch.float64)
+        x = torch.randn(B, T, C, generator=seeded(C))
         want = torch.stack([x[..., h * hs : (h + 1) * hs] for h in range(nh)], dim=1)
         if not same(attempt(case, hint, split_heads, x.clone(), nh), want, 0):
             return wrong(case, hint)
         case = f"merge_heads on heads of shape {(B, nh, T, hs)}"
-        y = torch.randn(B, nh, T, hs, generator=seeded(T), dtype=torch.float64)
+        y = torch.randn(B, nh, T, hs, generator=seeded(T))
         merged = torch.cat([y[:, h] for h in range(nh)], dim=-1)  # (B, T, C)
         if not same(attempt(case, hint, merge_heads, y.clone()), merged, 0):
             return wrong(case, hint)
@@ -354,7 +355,7 @@ def rms(rms_norm: Callable) -> Verdict:
     zero_token[0, 1] = 0.0  # a token whose channels are all 0: its output is 0, never NaN
     cases = [
         (torch.randn(1, 1, 1, generator=g), 1e-5, "x of shape (1, 1, 1)"),
-        (torch.randn(4, 8, generator=g, dtype=torch.float64) * 3 + 1, 1e-5, "a 2-D x"),
+        (torch.randn(4, 8, generator=g) * 3 + 1, 1e-5, "a 2-D x"),
         (torch.randn(2, 3, 4, 8, generator=g) - 2, 1e-5, "a 4-D x"),
         (zero_token, 1e-5, "a token of zeros"),
         (torch.randn(2, 6, generator=g) * 0.1, 0.5, "eps = 0.5"),  # a large eps shows its place
@@ -549,7 +550,7 @@ def mean_pooling(mean_pool: Callable) -> Verdict:
     for mask in masks:
         B, T = mask.shape
         case = f"a mask of shape {(B, T)} with padding anywhere in a row"
-        states = torch.randn(B, T, T + 2, generator=seeded(T), dtype=torch.float64)
+        states = torch.randn(B, T, T + 2, generator=seeded(T))
         want = torch.stack([states[b, mask[b].bool()].mean(dim=0) for b in range(B)])
         noisy = states.masked_fill(~mask.bool()[..., None], -1e6)  # padding must not count
         if not same(attempt(case, hint, mean_pool, noisy, mask.clone()), want):
@@ -591,8 +592,8 @@ def stable_bt(stable_bt_loss: Callable) -> Verdict:
         (torch.tensor([1e4, 0.0, 5.0]), torch.tensor([0.0, 1e4, 5.0])),  # margins 1e4, -1e4, 0
         (torch.tensor([88.5, 0.0, 89.5, 0.0]), torch.tensor([0.0, 88.5, 0.0, 89.5])),
         (
-            20 * torch.randn(100, generator=seeded(13), dtype=torch.float64),
-            torch.zeros(100).double(),
+            20 * torch.randn(100, generator=seeded(13)),
+            torch.zeros(100),
         ),
     ]
     for chosen, rejected in cases:
@@ -643,7 +644,7 @@ def formats(survives: Callable) -> Verdict:
     ]
     for value, dtype in cases:
         case = f"survives({value}, {dtype})"
-        stored = torch.tensor(value, dtype=torch.float64).to(dtype).double().item()
+        stored = torch.tensor(value).to(dtype).double().item()
         want = bool(np.isfinite(stored) and abs(stored - value) <= 0.1 * abs(value))
         if as_truth(attempt(case, hint, survives, value, dtype)) != want:
             return wrong(case, hint)
@@ -659,7 +660,7 @@ def accumulation(accumulated_step: Callable) -> Verdict:
     hint = "size the micro-batches from x and k; one step, cleared gradients, the mean loss back"
     config = GPTConfig(vocab_size=11, block_size=8, n_layer=1, n_head=1, n_embd=8)
     for B, T, k in ((6, 5, 3), (4, 8, 4)):  # micro-batches of 2, then of 1
-        case = f"k = {k} on a batch of {B} sequences of {T} tokens, with SGD and momentum"
+        case = f"k = {k} on a batch of {B} sequences of {T} tokens, with SGD"
         x = torch.randint(11, (B, T), generator=seeded(B))
         y = torch.randint(11, (B, T), generator=seeded(T))
         torch.manual_seed(k)
@@ -667,8 +668,8 @@ def accumulation(accumulated_step: Callable) -> Verdict:
         learner.load_state_dict(reference.state_dict())
         _, loss = reference(x, y)  # one step on the whole batch
         loss.backward()
-        torch.optim.SGD(reference.parameters(), lr=0.5, momentum=0.9).step()
-        optimizer = torch.optim.SGD(learner.parameters(), lr=0.5, momentum=0.9)
+        torch.optim.SGD(reference.parameters(), lr=0.5).step()
+        optimizer = torch.optim.SGD(learner.parameters(), lr=0.5)
         got = as_number(attempt(case, hint, accumulated_step, learner, optimizer, x, y, k))
         stepped = parameters_to_vector(learner.parameters())
         cleared = all(p.grad is None or not p.grad.any() for p in learner.parameters())
@@ -695,7 +696,7 @@ def repeat_kv(my_repeat_kv: Callable) -> Verdict:
     for k, groups, special in cases:
         case = f"keys of shape {tuple(k.shape)}, groups = {groups} ({special})"
         want = k.repeat_interleave(groups, dim=1)
-        if not same(attempt(case, hint, my_repeat_kv, k.clone(), groups), want, 0):  # same strides
+        if not same(attempt(case, hint, my_repeat_kv, k.clone(), groups), want, 0):
             return wrong(case, hint)
     return all_passed(len(cases))
 

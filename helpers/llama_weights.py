@@ -188,7 +188,7 @@ def load_tokenizer(source: str | None = None):
     else:
         path = gguf_path(check=False)
         tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
-    # A byte-level BPE decodes its spaces exactly; the WordPiece clean-up (dropping the space
+    # A byte-level BPE decodes its spaces exactly; transformers' clean-up (dropping the space
     # before punctuation) would change the text. Some transformers versions switch it on for a
     # GGUF tokenizer, ignoring the keyword, and warn at every decode: so it is set here.
     tokenizer.clean_up_tokenization_spaces = False

@@ -142,8 +142,8 @@ def choose_precision(device: str | Device, *, cpu_bf16: bool = False) -> Precisi
         None,
         False,
         False,
-        f"a CPU (this one {hardware} bf16 hardware): fp32 on every CPU, so that all of them "
-        "compute the same numbers",
+        f"a CPU (this one {hardware} bf16 hardware): fp32, the course's choice on every CPU "
+        "(bf16 changes the numbers; cpu_bf16=True opts in)",
     )
 
 

@@ -240,6 +240,7 @@ def test_smollm2_from_gguf_equals_transformers():
     assert "Paris" in tokenizer.decode(got[0, idx.shape[1] :])
 
 
+@pytest.mark.slow
 def test_smollm2_tokenizer_decodes_text_exactly():
     """A byte-level BPE gives back the very text it read, spaces before punctuation included
     (some transformers versions turn on WordPiece's clean-up for a GGUF tokenizer)."""

@@ -163,8 +163,8 @@ def test_its_own_fast_tests_and_lint_pass(repo):
     bin_dir = Path(sys.executable).parent
     paths = ["helpers", "bench", "tests", "tools", "notebooks"]
     commands = [
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-n", "2"]
-        + ["--dist", "loadfile", "-m", "not slow", "tests"],
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-p", "no:xdist"]
+        + ["-m", "not slow", "tests"],
         [str(bin_dir / "ruff"), "check", *paths],
         [str(bin_dir / "ruff"), "format", "--check", *paths],
     ]

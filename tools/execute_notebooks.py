@@ -17,6 +17,7 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellControlSignal
 
+ROOT = Path(__file__).resolve().parents[1]
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
 
 
@@ -31,7 +32,10 @@ def keep_prose_edits(nb: nbformat.NotebookNode, started: str, path: Path) -> boo
     if path.read_text(encoding="utf-8") == started:
         return True
     before = nbformat.reads(started, as_version=4).cells
-    now = nbformat.read(path, as_version=4).cells
+    try:
+        now = nbformat.read(path, as_version=4).cells
+    except ValueError:  # caught half-saved: treat it as changed, and keep the run aside
+        return False
     if len(now) != len(before) or not all(map(same_code, before, now)):
         return False
     for ran, edited in zip(nb.cells, now, strict=True):
@@ -54,7 +58,8 @@ def execute(path: Path) -> float:
     ).execute()
     nb.metadata["kernelspec"] = KERNELSPEC
     if not keep_prose_edits(nb, started, path):
-        aside = path.with_suffix(".ran.ipynb")
+        aside = ROOT / "_build" / path.name  # outside notebooks/: no chapter glob picks it up
+        aside.parent.mkdir(exist_ok=True)
         nbformat.write(nb, aside)
         raise RuntimeError(
             f"{path.name}: its code changed during the run; the run is in {aside.name}"
