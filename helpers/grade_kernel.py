@@ -86,13 +86,15 @@ def run(nb, workdir: Path, cell_timeout: float, cap: float) -> dict:
                 break
             # read after every cell, so a kernel that dies later keeps the verdicts before it
             verdicts.update(read_verdicts(client, marker))
-            left = cap - (time.monotonic() - start)
             for label, args in check_calls(cell.source, checks).items():
                 if verdicts.get(label, {}).get("ok"):
                     code = RUN_HIDDEN.format(
                         path=str(HIDDEN), marker=hidden_marker, label=label, args=args
                     )
+                    left = cap - (time.monotonic() - start)  # each run gets what is left now
                     hidden[label] = run_hidden(client, code, hidden_marker, min(cell_timeout, left))
+            if any(result is KERNEL_DIED for result in hidden.values()):
+                break  # the hidden cases killed it: the next cell is not to blame
     for label in set(checks.values()):  # passed, but never where the grader could follow
         if verdicts.get(label, {}).get("ok") and label not in hidden:
             hidden[label] = NOT_RUN
@@ -148,8 +150,8 @@ def run_hidden(client, code: str, marker: str, timeout: float) -> dict:
     except CellExecutionError as err:  # a timeout, or a submission that broke the loading
         what = f"the hidden cases stopped: {err.ename}: {err.evalue.strip()[-200:]}"
         return {"ok": False, "what": what, "hint": ""}
-    except DeadKernelError:  # the next cell meets the dead kernel and ends the run
-        return {"ok": False, "what": "the kernel died during the hidden cases", "hint": ""}
+    except DeadKernelError:  # out of memory, say: the run ends here
+        return KERNEL_DIED
     finally:
         client.nb.cells.pop()
     lines = [
@@ -161,6 +163,9 @@ def run_hidden(client, code: str, marker: str, timeout: float) -> dict:
     if not lines:
         return {"ok": False, "what": "the hidden cases wrote no verdict", "hint": ""}
     return json.loads(lines[-1])
+
+
+KERNEL_DIED = {"ok": False, "what": "the kernel died during the hidden cases", "hint": ""}
 
 
 def failure(index: int, cell, ename: str, evalue: str) -> dict:
