@@ -266,31 +266,11 @@ class Llama(nn.Module):
         logits = self.lm_head(self.model(idx))  # (B, T, vocab)
         return logits, lm_loss(logits, targets)
 
-    def generate(
-        self,
-        idx: torch.Tensor,
-        max_new_tokens: int,
-        temperature: float = 1.0,
-        top_k: int | None = None,
-        top_p: float | None = None,
-        use_cache: bool = True,
-        generator: torch.Generator | None = None,
-        stop_token: int | None = None,
-    ) -> torch.Tensor:
-        """Append up to ``max_new_tokens`` tokens to ``idx`` (B, T), as ``GPT.generate`` does
-        (temperature 0 is greedy), stopping early once every row has produced ``stop_token``."""
-        return sample_tokens(
-            self,
-            self.model,
-            idx,
-            max_new_tokens,
-            temperature,
-            top_k,
-            top_p,
-            use_cache,
-            generator,
-            stop_token,
-        )
+    def generate(self, idx: torch.Tensor, max_new_tokens: int, **sampling) -> torch.Tensor:
+        """Append up to ``max_new_tokens`` tokens to ``idx`` (B, T) with
+        ``helpers.model.sample_tokens`` (temperature, top_k, top_p, use_cache, generator,
+        stop_token), the loop ``GPT.generate`` uses too."""
+        return sample_tokens(self, self.model, idx, max_new_tokens, **sampling)
 
     @classmethod
     def from_hf(cls, hf_model: nn.Module) -> Llama:

@@ -361,29 +361,10 @@ class GPT(nn.Module):
             x = block(x)
         return torch.stack(maps)
 
-    def generate(
-        self,
-        idx: torch.Tensor,
-        max_new_tokens: int,
-        temperature: float = 1.0,
-        top_k: int | None = None,
-        top_p: float | None = None,
-        use_cache: bool = True,
-        generator: torch.Generator | None = None,
-    ) -> torch.Tensor:
+    def generate(self, idx: torch.Tensor, max_new_tokens: int, **sampling) -> torch.Tensor:
         """Append ``max_new_tokens`` sampled tokens to ``idx`` (B, T) and return (B, T + new),
-        with ``sample_tokens`` below."""
-        return sample_tokens(
-            self,
-            self.transformer,
-            idx,
-            max_new_tokens,
-            temperature,
-            top_k,
-            top_p,
-            use_cache,
-            generator,
-        )
+        with :func:`sample_tokens` below (temperature, top_k, top_p, use_cache, generator)."""
+        return sample_tokens(self, self.transformer, idx, max_new_tokens, **sampling)
 
     @classmethod
     def from_hf_gpt2(cls, hf_model: nn.Module) -> GPT:
@@ -543,6 +524,7 @@ def sample_tokens(
     trunk: nn.Module,
     idx: torch.Tensor,
     max_new_tokens: int,
+    *,
     temperature: float = 1.0,
     top_k: int | None = None,
     top_p: float | None = None,
